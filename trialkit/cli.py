@@ -1,0 +1,87 @@
+"""The ``trialkit`` command line.
+
+Each command lives in its own module under :mod:`trialkit.commands` and is imported only when it
+runs, so ``trialkit --help`` stays fast and never imports pandas. A command parses its options,
+calls one library function, renders the result and exits with the code of ``STYLE.md``:
+
+==  ==========================================================
+0   clean
+1   findings at or above ``--fail-on``
+2   usage error (bad option, unknown file, unknown site or form)
+3   could not complete (unreadable study definition, I/O error, ...)
+==  ==========================================================
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from trialkit import __version__
+
+# name -> (module under trialkit.commands, one-line description shown by --help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "dictionary": ("dictionary", "Write the data dictionary (xlsx, csv, json or md)."),
+    "template": ("template", "Write the site upload workbook (one sheet per form)."),
+}
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
+
+
+class CouldNotComplete(click.ClickException):
+    """Shown as ``Error: ...`` on stderr; exit code 3."""
+
+    exit_code = EXIT_FAILED
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a command's module only when that command is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module = importlib.import_module(f"trialkit.commands.{COMMANDS[cmd_name][0]}")
+        return module.command
+
+    def invoke(self, ctx: click.Context) -> object:
+        # Map "could not run" exceptions to clean messages and exit codes, in the CLI and in
+        # CliRunner alike: never a traceback for a problem the user can fix.
+        from trialkit.errors import TrialkitError, UsageError
+
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            raise click.UsageError(str(exc)) from exc
+        except TrialkitError as exc:
+            raise CouldNotComplete(str(exc)) from exc
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # One line per command from the table, without importing any command module.
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="trialkit")
+def cli() -> None:
+    """trialkit — data management for multicenter clinical trials.
+
+    Site upload templates, importers for Excel/SAS/SPSS/Stata/CSV, validation with protocol
+    deviations and per-site queries, a submissions ledger and pooled analysis datasets.
+    The study definition is the bundled ANK-SJIA-01 unless --study or TRIALKIT_STUDY names another.
+    """
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        cli(prog_name="trialkit")
+    except BrokenPipeError:  # e.g. `trialkit dictionary -f csv | head`
+        sys.exit(EXIT_OK)
