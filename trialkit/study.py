@@ -332,11 +332,18 @@ def _load(folder: Path) -> Study:
             raise StudyDefinitionError(f"{forms_file}: duplicate form {form.code}")
         forms[form.code] = form
 
+    # Rules may be split over several files (``rules_modules = ["checks.py", "deviations.py"]``);
+    # each lists its rules in RULES. Rule ids must be unique across all of them.
     rules: tuple[Any, ...] = ()
-    rules_file = folder / header.get("rules_module", "rules.py")
-    if rules_file.is_file():
-        rules_module = _import_file(rules_file, header["id"], "rules")
-        rules = tuple(getattr(rules_module, "RULES", ()))
+    rule_files = header.get("rules_modules") or [header.get("rules_module", "rules.py")]
+    for index, name in enumerate(rule_files):
+        rules_file = folder / name
+        if not rules_file.is_file():
+            if "rules_modules" in header:
+                raise StudyDefinitionError(f"{rules_file}: listed in rules_modules but missing")
+            continue
+        rules_module = _import_file(rules_file, header["id"], f"rules{index}")
+        rules += tuple(getattr(rules_module, "RULES", ()))
         _check_rules(rules_file, rules, forms)
 
     return Study(
