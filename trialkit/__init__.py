@@ -3,8 +3,37 @@
 The package is the generic engine; the trial itself (forms, codelists, protocol parameters and
 deviation rules) is a *study definition* loaded from a folder (see :mod:`trialkit.study`). Importing
 ``trialkit`` is cheap: heavy modules (pandas, pandera) load only when a stage needs them.
+
+For notebooks, the main entry points are available at the top level (imported on first use)::
+
+    import trialkit
+    study = trialkit.load_study()                       # the bundled ANK-SJIA-01 definition
+    datasets = trialkit.derive_datasets(study, forms)   # ADSL, ADEFF, ADAE from typed forms
 """
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+# name -> module that defines it; resolved lazily so `import trialkit` stays fast.
+_LAZY = {
+    "load_study": "trialkit.study",
+    "derive_datasets": "trialkit.adam",
+    "import_files": "trialkit.importers.reader",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name == "scores":
+        import importlib
+
+        return importlib.import_module("trialkit.scores")
+    raise AttributeError(f"module 'trialkit' has no attribute {name!r}")
