@@ -1,0 +1,63 @@
+"""``trialkit log``: the ledger's submissions per site and the audit trail."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from trialkit.commands.options import load, study_option
+from trialkit.commands.workspace_options import site_id, workspace_option
+
+
+@click.command(name="log")
+@click.option("--site", default=None, metavar="SS", help="Only this site's submissions and audit lines.")
+@click.option("-f", "--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="text, or JSON {\"submissions\": [...], \"audit\": [...]}.")
+@workspace_option
+@study_option
+def command(site: str | None, output_format: str, workspace: str | None, study_path: str | None) -> None:
+    """Show submissions per site and the audit trail.
+
+    Each submission with its time, operator, status, counts of findings and files; the site's
+    current submission is marked with *. Then every audit line, oldest first.
+    """
+    from trialkit.ledger import open_workspace
+
+    ws = open_workspace(workspace)
+    if site is not None:
+        site = site_id(load(study_path), site)
+    submissions = ws.log(site)
+    audit = ws.audit(site)
+    if output_format == "json":
+        click.echo(json.dumps({"submissions": submissions, "audit": audit}, indent=2, ensure_ascii=False))
+        return
+    for line in render_text(submissions, audit):
+        click.echo(line)
+
+
+def render_text(submissions: list[dict[str, Any]], audit: list[dict[str, Any]]) -> list[str]:
+    """The log as lines of text: submissions grouped by site, then the audit trail."""
+    lines: list[str] = []
+    sites = sorted({s["site"] for s in submissions})
+    if not sites:
+        lines.append("No submissions.")
+    for site in sites:
+        lines.append(f"Site {site}")
+        for sub in (s for s in submissions if s["site"] == site):
+            counts = sub["counts"]
+            mark = "*" if sub["current"] else " "
+            names = ", ".join(f["original_name"] for f in sub["files"])
+            lines.append(
+                f" {mark} #{sub['id']:<4} {sub['submitted_at']}  {sub['status']:<22} "
+                f"E{counts['error']} W{counts['warning']} I{counts['info']}  {sub['operator']}  {names}"
+                + (f"  — {sub['note']}" if sub["note"] else "")
+            )
+    lines.append("")
+    lines.append("Audit trail")
+    for entry in audit:
+        where = f" site {entry['site']}" if entry["site"] else ""
+        which = f" submission {entry['submission_id']}" if entry["submission_id"] else ""
+        lines.append(f"  {entry['seq']:>4}  {entry['at']}  {entry['operator']}  {entry['action']}{where}{which}")
+    return lines
