@@ -1,0 +1,77 @@
+"""The upload workbook opens in LibreOffice: it converts to PDF (no repair, pages with headers) and
+LibreOffice keeps the validations, names, notes and protection when it re-saves the workbook.
+
+Skipped when ``libreoffice`` is not installed (``apt-get install libreoffice-calc``).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from trialkit.study import load_study
+from trialkit.templates import write_template
+
+LIBREOFFICE = shutil.which("libreoffice") or shutil.which("soffice")
+pytestmark = pytest.mark.skipif(
+    LIBREOFFICE is None,
+    reason="libreoffice is not on PATH; install libreoffice-calc to check the template renders",
+)
+
+
+def _convert(source: Path, fmt: str, outdir: Path) -> Path:
+    outdir.mkdir(parents=True, exist_ok=True)
+    profile = outdir / "lo-profile"  # a private profile: no clash with a running LibreOffice
+    completed = subprocess.run(
+        [LIBREOFFICE, f"-env:UserInstallation=file://{profile}", "--headless",
+         "--convert-to", fmt, "--outdir", str(outdir), str(source)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    target = outdir / f"{source.stem}.{fmt}"
+    assert completed.returncode == 0 and target.is_file(), (
+        f"LibreOffice could not convert {source.name} to {fmt}:\n{completed.stdout}\n{completed.stderr}"
+    )
+    return target
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    return write_template(load_study(), tmp_path_factory.mktemp("lo") / "template.xlsx")
+
+
+def test_template_converts_to_pdf(template, tmp_path):
+    pdf = _convert(template, "pdf", tmp_path / "pdf")
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF")
+    assert len(data) > 20_000, "the PDF is suspiciously small"
+    # At least one page for the instructions and one for each form sheet.
+    pages = len(re.findall(rb"/Type\s*/Page(?!s)", data))
+    assert pages >= 1 + len(load_study().forms), f"only {pages} pages"
+    if shutil.which("pdftotext"):
+        text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
+                              check=True).stdout
+        assert "site upload workbook" in text
+        for name in ("SITEID", "SUBJID", "ICDAT", "WEIGHT", "LBTESTCD", "AESER"):
+            assert name in text
+
+
+def test_libreoffice_keeps_validations_names_and_protection(template, tmp_path):
+    resaved = _convert(template, "xlsx", tmp_path / "xlsx")
+    wb = load_workbook(resaved)
+    try:
+        assert wb["_trialkit"]["B2"].value == load_study().version_stamp
+        assert "CL_SEX" in wb.defined_names and "TRIALKIT_VERSION" in wb.defined_names
+        dm = wb["DM"]
+        kinds = sorted((dv.type, dv.formula1) for dv in dm.data_validations.dataValidation)
+        assert ("list", "CL_SEX") in kinds and ("list", "CL_SITEID") in kinds
+        assert any(kind == "date" for kind, _ in kinds)
+        assert dm.protection.sheet
+        assert dm["A1"].comment is not None
+        assert [ws.sheet_state for ws in wb.worksheets][-2:] == ["hidden", "hidden"]
+    finally:
+        wb.close()
