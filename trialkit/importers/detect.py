@@ -1,0 +1,229 @@
+"""Format detection by content (magic bytes), never by file name, and the shapes readers return.
+
+Sites rename files, save HTML error pages as ``.xpt`` and encrypted workbooks as ``.xlsx``. So the
+format is decided from the first bytes (and, for zip containers, from the package parts):
+
+==================  ==========================================================================
+format              how it is recognised
+==================  ==========================================================================
+``empty``           0 bytes
+``xlsx``/``xlsm``   a zip with ``[Content_Types].xml`` naming a workbook part (``strict`` flag
+                    when the workbook uses the ISO 29500 Strict namespaces)
+``zip``             any other zip
+``xls``             an OLE2 compound file with a ``Workbook``/``Book`` stream (BIFF)
+``encrypted``       an OLE2 file with ``EncryptionInfo``/``EncryptedPackage`` streams
+                    (a password-protected OOXML workbook)
+``ole2``            any other OLE2 file (Word, MSG, ...)
+``spreadsheetml``   XML with the ``urn:schemas-microsoft-com:office:spreadsheet`` namespace
+``xpt5``/``xpt8``   SAS transport ``LIBRARY HEADER RECORD`` (v5) / ``LIBV8`` (v8)
+``sas7bdat``        the 32-byte sas7bdat magic; ``sas7bcat`` the catalogue magic
+``sav``/``zsav``    ``$FL2`` / ``$FL3``
+``dta``             ``<stata_dta>`` (117+) or a first byte 0x66-0x73 with a byte order byte
+``html``            ``<html`` / ``<!DOCTYPE`` (also after a BOM and blanks)
+``xml``             other XML
+``csv``             anything else that is text
+``binary``          anything else
+==================  ==========================================================================
+
+:class:`RawTable` and :class:`FileRead` are what every reader in this package returns.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from trialkit.findings import Category, Finding, Severity
+
+SAS7BDAT_MAGIC = bytes(
+    [0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+     0xC2, 0xEA, 0x81, 0x60, 0xB3, 0x14, 0x11, 0xCF, 0xBD, 0x92, 0x08, 0x00,
+     0x09, 0xC7, 0x31, 0x8C, 0x18, 0x1F, 0x10, 0x11]
+)
+SAS7BCAT_MAGIC = bytes(
+    [0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+     0xC2, 0xEA, 0x81, 0x63, 0xB3, 0x14, 0x11, 0xCF, 0xBD, 0x92, 0x08, 0x00,
+     0x09, 0xC7, 0x31, 0x8C, 0x18, 0x1F, 0x10, 0x11]
+)
+OLE2_MAGIC = bytes([0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1])
+ZIP_MAGIC = b"PK\x03\x04"
+SPREADSHEETML_NS = b"urn:schemas-microsoft-com:office:spreadsheet"
+STRICT_NS = b"purl.oclc.org/ooxml/spreadsheetml/main"
+
+# Formats whose content is a table trialkit can read.
+READABLE = {"xlsx", "xlsm", "xls", "spreadsheetml", "xpt5", "xpt8", "sas7bdat", "sav", "zsav", "dta", "csv"}
+WORKBOOK_FORMATS = {"xlsx", "xlsm", "xls", "spreadsheetml"}
+DATASET_FORMATS = {"xpt5", "xpt8", "sas7bdat", "sav", "zsav", "dta"}
+
+
+@dataclass
+class Detected:
+    """What a file is: ``format`` (see the module table) and a few facts found on the way."""
+
+    format: str
+    strict: bool = False  # Strict OOXML workbook
+    detail: str = ""  # e.g. the HTML title, the OLE2 streams seen
+
+
+@dataclass
+class RawTable:
+    """One sheet or dataset as read, before it is matched to a form.
+
+    ``values`` holds the cells as the reader gave them (``str``, ``float``, ``int``, ``bool``,
+    ``date``/``datetime``, or "" for an empty cell) with the header names as columns and, as index,
+    the row number the site sees (spreadsheet row; 1-based record number for a dataset; line number
+    for CSV). ``labels`` and ``types`` run parallel to ``columns``. ``errors`` lists Excel error
+    cells as ``(row, column_name, cell_ref, error_text)``.
+    """
+
+    name: str
+    kind: str  # "sheet" or "dataset"
+    columns: list[str]
+    values: pd.DataFrame
+    labels: list[str | None] = field(default_factory=list)
+    types: list[str] = field(default_factory=list)
+    visibility: str = "visible"  # visible / hidden / veryHidden
+    sheet_type: str = "worksheet"  # worksheet / chartsheet / ...
+    header_row: int | None = None
+    errors: list[tuple[int, str, str, str]] = field(default_factory=list)
+    value_labels: dict[str, dict[Any, str]] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        """Number of data rows (the header excluded)."""
+        return len(self.values)
+
+    @property
+    def hidden(self) -> bool:
+        """True for a hidden or very hidden sheet."""
+        return self.visibility != "visible"
+
+
+@dataclass
+class FileRead:
+    """Everything read from one file: format, encoding, tables, file-level findings."""
+
+    path: str
+    format: str
+    tables: list[RawTable] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    encoding: str | None = None
+    date_system: int = 1900  # Excel workbooks: 1900 or 1904
+    stamp: str | None = None  # the template version stamp, when a trialkit template
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def fail(self, code: str, message: str, severity: Severity = Severity.ERROR, **kw: Any) -> None:
+        """Record a file-level finding naming this file."""
+        self.findings.append(
+            Finding(code=code, severity=severity, category=kw.pop("category", Category.FILE),
+                    message=message, file=self.path, **kw)
+        )
+
+
+def detect(path: str | Path) -> Detected:
+    """Detect the format of ``path`` from its content (see the module docstring)."""
+    path = Path(path)
+    with open(path, "rb") as handle:
+        head = handle.read(8192)
+    if not head:
+        return Detected("empty")
+    if head.startswith(ZIP_MAGIC) or head.startswith(b"PK\x05\x06"):
+        return _detect_zip(path)
+    if head.startswith(OLE2_MAGIC):
+        return _detect_ole2(path)
+    if head.startswith(SAS7BDAT_MAGIC):
+        return Detected("sas7bdat")
+    if head.startswith(SAS7BCAT_MAGIC):
+        return Detected("sas7bcat")
+    if head.startswith(b"HEADER RECORD*******LIBV8") or b"LIBV8 HEADER RECORD" in head[:80]:
+        return Detected("xpt8")
+    if head.startswith(b"HEADER RECORD*******LIBRARY HEADER RECORD") or (
+        head.startswith(b"HEADER RECORD") and b"SAS" in head[80:160]
+    ):
+        return Detected("xpt5")
+    if head[:4] == b"$FL2":
+        return Detected("sav")
+    if head[:4] == b"$FL3":
+        return Detected("zsav")
+    if head.startswith(b"<stata_dta>"):
+        return Detected("dta")
+    if len(head) > 4 and head[0] in range(0x66, 0x74) and head[1] in (1, 2) and head[2] == 1:
+        return Detected("dta")  # Stata 102-115: version byte, byte order (1 MSF / 2 LSF), filetype 1
+    text_head = _text_prefix(head)
+    lowered = text_head.lstrip().lower()
+    if lowered.startswith("<!doctype html") or lowered.startswith("<html") or (
+        lowered.startswith("<") and "<html" in lowered[:1024]
+    ):
+        title = ""
+        if "<title>" in lowered:
+            start = lowered.index("<title>") + 7
+            end = lowered.find("</title>", start)
+            title = text_head.lstrip()[start:end if end > 0 else start + 80].strip()
+        return Detected("html", detail=title)
+    if lowered.startswith("<?xml") or lowered.startswith("<"):
+        if SPREADSHEETML_NS in head or SPREADSHEETML_NS.decode() in text_head:
+            return Detected("spreadsheetml")
+        return Detected("xml")
+    if _looks_textual(head):
+        return Detected("csv")
+    return Detected("binary")
+
+
+def _text_prefix(head: bytes) -> str:
+    """The start of the file as text, whatever its BOM (UTF-8, UTF-16)."""
+    if head.startswith(b"\xff\xfe") or head.startswith(b"\xfe\xff"):
+        return head.decode("utf-16", errors="replace")
+    if head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:]
+    return head.decode("latin-1")
+
+
+def _looks_textual(head: bytes) -> bool:
+    """Text (any 8-bit or UTF-16 encoding with a BOM), not binary."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return True
+    if b"\x00" in head:
+        return False
+    control = sum(1 for byte in head if byte < 9 or 13 < byte < 32)
+    return control <= len(head) // 100
+
+
+def _detect_zip(path: Path) -> Detected:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = {name.replace("\\", "/").lstrip("/"): name for name in archive.namelist()}
+            if "[Content_Types].xml" not in names:
+                return Detected("zip", detail="no [Content_Types].xml")
+            types = archive.read(names["[Content_Types].xml"])[:200_000]
+            workbook_name = next((n for n in names if n.lower() == "xl/workbook.xml"), None)
+            strict = False
+            if workbook_name is not None:
+                strict = STRICT_NS in archive.read(names[workbook_name])[:4096]
+    except (zipfile.BadZipFile, OSError, KeyError) as exc:
+        return Detected("zip", detail=f"broken zip: {exc}")
+    if b"macroEnabled" in types:
+        return Detected("xlsm", strict=strict)
+    if b"spreadsheetml" in types or workbook_name is not None:
+        return Detected("xlsx", strict=strict)
+    if b"wordprocessingml" in types:
+        return Detected("zip", detail="a Word document")
+    return Detected("zip", detail="an Office package that is not a workbook")
+
+
+def _detect_ole2(path: Path) -> Detected:
+    """Tell BIFF workbooks from encrypted OOXML by the stream names in the compound file."""
+    with open(path, "rb") as handle:
+        data = handle.read(4 << 20)
+    # Directory entries store names as UTF-16LE; searching the bytes is enough to tell them apart.
+    def has(name: str) -> bool:
+        return name.encode("utf-16-le") in data
+
+    if has("EncryptedPackage") or has("EncryptionInfo"):
+        return Detected("encrypted", detail="EncryptionInfo/EncryptedPackage streams")
+    if has("Workbook") or has("Book"):
+        return Detected("xls")
+    return Detected("ole2", detail="an OLE2 file without a workbook stream")

@@ -1,0 +1,294 @@
+"""Read Excel workbooks (xlsx, xlsm, BIFF xls) with python-calamine, error cells included.
+
+calamine returns ``''`` for an error cell (``#N/A``, ``#DIV/0!``), exactly as for an empty one
+(``LIBRARIES.md``). A ``#N/A`` that became a blank would be a silently lost value, so for xlsx/xlsm
+the worksheet XML parts are scanned for cells of type ``e`` and each becomes an entry of
+:attr:`RawTable.errors` with its row, column and cell reference. The scan is bounded (the
+uncompressed size is checked in the zip directory first), streams the part in blocks, and never
+parses XML with entities: a cheap byte search finds candidate cells, and only the cell tags are
+looked at. The workbook's date system (1900 or 1904) is read from ``workbookPr``.
+
+Each sheet's header is its first non-empty row; the index of ``values`` is the spreadsheet row
+number the site sees.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from trialkit.findings import Severity
+from trialkit.importers.detect import FileRead, RawTable
+
+MAX_FILE_BYTES = 200 * 1024 * 1024  # a site upload larger than this is refused
+MAX_PART_BYTES = 1024 * 1024 * 1024  # uncompressed size of one XML part (zip bomb guard)
+MAX_CELLS = 20_000_000
+
+STAMP_SHEET = "_trialkit"
+
+_ERROR_TAG = re.compile(rb"<(?:\w+:)?c\s[^>]*?\bt\s*=\s*[\"']e[\"'][^>]*>")
+_REF = re.compile(rb"\br\s*=\s*[\"']([A-Z]+)(\d+)[\"']")
+_VALUE = re.compile(rb"<(?:\w+:)?v>([^<]*)</(?:\w+:)?v>")
+_SHEET_TAG = re.compile(rb"<(?:\w+:)?sheet\s[^>]*>")
+_REL_TAG = re.compile(rb"<(?:\w+:)?Relationship\s[^>]*>")
+_ATTR = re.compile(rb"([\w:]+)\s*=\s*[\"']([^\"']*)[\"']")
+
+
+def read_excel(path: str | Path, fmt: str, *, strict: bool = False) -> FileRead:
+    """Read every sheet of a workbook; problems become ``file`` findings on the result."""
+    import python_calamine as pc
+
+    result = FileRead(path=str(path), format=fmt)
+    size = Path(path).stat().st_size
+    if size > MAX_FILE_BYTES:
+        result.fail("IMP-FILE-TOO-LARGE", f"{path}: {size} bytes is larger than the {MAX_FILE_BYTES} bytes "
+                    "trialkit accepts; split the workbook and upload the parts")
+        return result
+    if strict:
+        result.fail("IMP-STRICT-OOXML", f"{path}: a Strict Open XML workbook; read with calamine (openpyxl "
+                    "and several other tools cannot read it). Save as a normal .xlsx to be safe.",
+                    severity=Severity.INFO)
+    error_cells: dict[str, list[tuple[int, int, str, str]]] = {}
+    if fmt in ("xlsx", "xlsm"):
+        try:
+            result.date_system, error_cells = _scan_ooxml(Path(path))
+        except _TooLarge as exc:
+            result.fail("IMP-FILE-TOO-LARGE", f"{path}: {exc}; a real upload is never this large, "
+                        "check that the file is the intended workbook")
+            return result
+        except (zipfile.BadZipFile, OSError, KeyError) as exc:
+            result.fail("IMP-FILE-CORRUPT", f"{path}: the workbook package is damaged ({exc}); open it in "
+                        "Excel, save it again and upload the new file")
+            return result
+    try:
+        workbook = pc.CalamineWorkbook.from_path(str(path))
+    except pc.PasswordError:
+        result.fail("IMP-FILE-PASSWORD", f"{path}: password protected: remove the password in Excel "
+                    "(File > Info > Protect Workbook) and upload again")
+        return result
+    except Exception as exc:  # calamine raises several error types for damaged files
+        result.fail("IMP-FILE-CORRUPT", f"{path}: the workbook cannot be read ({type(exc).__name__}: "
+                    f"{exc}); open it in Excel, save it again as .xlsx and upload the new file")
+        return result
+    with workbook:
+        cells = 0
+        for meta in workbook.sheets_metadata:
+            visibility = {"Visible": "visible", "Hidden": "hidden", "VeryHidden": "veryHidden"}.get(
+                str(meta.visible).rsplit(".", 1)[-1], "visible")
+            sheet_type = str(meta.typ).rsplit(".", 1)[-1].lower()
+            if meta.name == STAMP_SHEET:
+                result.stamp = _read_stamp(workbook, meta.name)
+            try:
+                rows = workbook.get_sheet_by_name(meta.name).to_python(skip_empty_area=False)
+            except Exception as exc:
+                if sheet_type != "worksheet":
+                    rows = []
+                else:
+                    result.fail("IMP-SHEET-UNREADABLE", f"{path}: sheet {meta.name!r} cannot be read "
+                                f"({type(exc).__name__}: {exc}); re-save the workbook in Excel",
+                                sheet=meta.name)
+                    continue
+            cells += sum(len(r) for r in rows[:1]) * len(rows)
+            if cells > MAX_CELLS:
+                result.fail("IMP-FILE-TOO-LARGE", f"{path}: more than {MAX_CELLS} cells; split the upload",
+                            sheet=meta.name)
+                return result
+            table = rows_to_table(meta.name, rows, error_cells.get(meta.name, []))
+            table.visibility = visibility
+            table.sheet_type = sheet_type
+            result.tables.append(table)
+    return result
+
+
+def rows_to_table(name: str, rows: list[list[Any]], errors: list[tuple[int, int, str, str]] = (),
+                  first_row: int = 1) -> RawTable:
+    """Turn a sheet's rows (row 0 = spreadsheet row ``first_row``) into a :class:`RawTable`.
+
+    The header is the first row holding a non-empty cell or an error cell; ``errors`` are
+    ``(row, column_index, ref, text)`` with 1-based spreadsheet rows and 0-based columns.
+    """
+    error_rows = {row for row, _, _, _ in errors}
+    header_pos = None
+    for pos, row in enumerate(rows):
+        if any(v != "" and v is not None for v in row) or (pos + first_row) in error_rows:
+            header_pos = pos
+            break
+    if header_pos is None:
+        return RawTable(name=name, kind="sheet", columns=[], values=pd.DataFrame(index=pd.Index([], dtype="int64")),
+                        header_row=None)
+    header_row = header_pos + first_row
+    width = max(len(r) for r in rows[header_pos:])
+    header = list(rows[header_pos]) + [""] * (width - len(rows[header_pos]))
+    columns = _header_names(header)
+    body = rows[header_pos + 1:]
+    # Trailing rows that are completely empty are not records (calamine pads to the used range).
+    end = len(body)
+    while end and not any(v != "" and v is not None for v in body[end - 1]) and \
+            (header_row + end) not in error_rows:
+        end -= 1
+    body = body[:end]
+    index = pd.RangeIndex(header_row + 1, header_row + 1 + len(body))
+    if body and any(len(r) != width for r in body):
+        body = [list(r) + [""] * (width - len(r)) for r in body]
+    frame = pd.DataFrame(body, columns=range(width), index=index, dtype=object) if body else \
+        pd.DataFrame({i: pd.Series([], dtype=object) for i in range(width)}, index=index)
+    frame.columns = columns
+    named_errors = [(row, columns[col] if col < len(columns) else _col_letter(col), ref, text)
+                    for row, col, ref, text in errors]
+    return RawTable(name=name, kind="sheet", columns=columns, values=frame,
+                    labels=[None] * len(columns), types=[_infer_type(frame.iloc[:, i]) for i in range(width)],
+                    header_row=header_row, errors=named_errors)
+
+
+def _header_names(header: list[Any]) -> list[str]:
+    """Header cells as unique text names (blank → the column letter, repeats get a suffix)."""
+    names: list[str] = []
+    seen: dict[str, int] = {}
+    for i, value in enumerate(header):
+        text = _cell_text(value).strip() or _col_letter(i)
+        if text in seen:
+            seen[text] += 1
+            text = f"{text}.{seen[text]}"
+        else:
+            seen[text] = 0
+        names.append(text)
+    return names
+
+
+def _cell_text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return "" if value is None else str(value)
+
+
+def _infer_type(column: pd.Series) -> str:
+    """A short description of a column's cells: text, number, date, datetime, mixed, empty."""
+    inferred = pd.api.types.infer_dtype(column[column != ""], skipna=True)
+    return {"string": "text", "floating": "number", "integer": "number", "mixed-integer-float": "number",
+            "date": "date", "datetime": "datetime", "datetime64": "datetime", "boolean": "boolean",
+            "empty": "empty", "time": "time", "timedelta": "time"}.get(inferred, "mixed")
+
+
+def _col_letter(index: int) -> str:
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+def _col_index(letters: bytes) -> int:
+    number = 0
+    for ch in letters:
+        number = number * 26 + (ch - 64)
+    return number - 1
+
+
+def _read_stamp(workbook: Any, sheet: str) -> str | None:
+    try:
+        rows = workbook.get_sheet_by_name(sheet).to_python(skip_empty_area=False)
+    except Exception:
+        return None
+    if len(rows) > 1 and len(rows[1]) > 1 and str(rows[1][1]).strip():
+        return str(rows[1][1]).strip()
+    return None
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _scan_ooxml(path: Path) -> tuple[int, dict[str, list[tuple[int, int, str, str]]]]:
+    """Date system and the error cells of every worksheet, read from the package parts."""
+    with zipfile.ZipFile(path) as archive:
+        infos = {info.filename.replace("\\", "/").lstrip("/"): info for info in archive.infolist()}
+        for info in infos.values():
+            if info.file_size > MAX_PART_BYTES:
+                raise _TooLarge(f"part {info.filename} inflates to {info.file_size} bytes")
+        lower = {name.lower(): name for name in infos}
+        wb_name = lower.get("xl/workbook.xml")
+        if wb_name is None:
+            return 1900, {}
+        workbook = archive.read(infos[wb_name])
+        date_system = 1904 if re.search(rb"date1904\s*=\s*[\"'](1|true)[\"']", workbook) else 1900
+        rels_name = lower.get("xl/_rels/workbook.xml.rels")
+        targets: dict[str, str] = {}
+        if rels_name:
+            for tag in _REL_TAG.findall(archive.read(infos[rels_name])):
+                attrs = dict(_ATTR.findall(tag))
+                if b"Id" in attrs and b"Target" in attrs:
+                    target = attrs[b"Target"].decode("utf-8", "replace").replace("\\", "/")
+                    target = target.lstrip("/") if target.startswith("/") else "xl/" + target
+                    targets[attrs[b"Id"].decode()] = _normpath(target)
+        errors: dict[str, list[tuple[int, int, str, str]]] = {}
+        for tag in _SHEET_TAG.findall(workbook):
+            attrs = {k.split(b":")[-1] if k != b"r:id" else k: v for k, v in _ATTR.findall(tag)}
+            rid = next((v for k, v in _ATTR.findall(tag) if k.endswith(b":id")), None)
+            name = attrs.get(b"name")
+            if name is None or rid is None:
+                continue
+            sheet_name = _unescape(name.decode("utf-8", "replace"))
+            part = targets.get(rid.decode())
+            if part is None or part.lower() not in lower:
+                continue
+            found = _scan_errors(archive, infos[lower[part.lower()]])
+            if found:
+                errors[sheet_name] = found
+        return date_system, errors
+
+
+def _normpath(target: str) -> str:
+    parts: list[str] = []
+    for piece in target.split("/"):
+        if piece == "..":
+            if parts:
+                parts.pop()
+        elif piece not in ("", "."):
+            parts.append(piece)
+    return "/".join(parts)
+
+
+def _unescape(text: str) -> str:
+    return (text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"')
+            .replace("&apos;", "'").replace("&amp;", "&"))
+
+
+def _scan_errors(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> list[tuple[int, int, str, str]]:
+    """Error cells of one worksheet part, streamed in blocks (a cell never spans > 64 KiB)."""
+    found: list[tuple[int, int, str, str]] = []
+    tail = b""
+    with archive.open(info) as stream:
+        while True:
+            block = stream.read(8 << 20)
+            if not block:
+                break
+            data = tail + block
+            if b'"e"' not in data and b"'e'" not in data:
+                tail = data[-65536:]
+                continue
+            last_end = 0
+            for match in _ERROR_TAG.finditer(data):
+                close = data.find(b"</", match.end())
+                cell_end = data.find(b"</c>", match.end())
+                if cell_end < 0 and close < 0:
+                    break  # the cell continues in the next block
+                ref = _REF.search(match.group(0))
+                value = _VALUE.search(data, match.end(), cell_end if cell_end > 0 else len(data))
+                if ref:
+                    row = int(ref.group(2))
+                    col = _col_index(ref.group(1))
+                    cell = (ref.group(1) + ref.group(2)).decode()
+                    text = value.group(1).decode("utf-8", "replace") if value else "#ERROR"
+                    found.append((row, col, cell, _unescape(text)))
+                last_end = cell_end + 4 if cell_end > 0 else match.end()
+            tail = data[max(last_end, len(data) - 65536):]
+    # A block boundary can make a cell appear twice; keep one entry per cell.
+    unique = {cell[2]: cell for cell in found}
+    return sorted(unique.values())

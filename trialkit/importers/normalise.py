@@ -1,0 +1,713 @@
+"""Turn one raw table (a sheet or dataset) into :class:`~trialkit.importers.base.FormData` for a form.
+
+Every normalisation is recorded, never destructive: the value as typed stays in ``raw``, each
+changed cell gets a row in ``changes`` (rule names below) and each (file, sheet, variable, rule)
+gets ONE info finding with the count and an example. A value that cannot be converted is NA in
+``data`` with one ``type`` error finding giving the value as typed and what was expected.
+
+======================  ====================================================================
+rule                    what happened
+======================  ====================================================================
+``trim``                surrounding spaces removed
+``synonym``             a codelist synonym replaced by its code (``Male`` → ``M``)
+``missing-code``        ``ND``/``NK``/``NA`` typed instead of a value: NA + reason
+``decimal-comma``       ``12,5`` → 12.5 (sites whose decimal mark is a comma)
+``date:DMY`` …          a date typed in the site's order (``03/02/2024`` → 2024-02-03)
+``excel-serial-1900``   a number in a date column read as an Excel serial (1900 or 1904 system)
+``datetime-to-date``    a date with a time of day: the date kept
+``pdate-pad``           ``2019-3`` → ``2019-03``; ``pdate:MM/YYYY`` for ``03/2019``
+``excel-date``          a partial-date column holding an Excel date cell
+``unit:lb->kg`` …       a measurement converted to the standard unit (value and unit kept)
+``unit-alias``          a unit typed as a variant of its code (``KG`` → ``kg``)
+======================  ====================================================================
+
+Column-wise pandas string operations keep this fast on large uploads (no per-cell Python on the
+common paths).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from trialkit.findings import Category, Finding, Severity
+from trialkit.importers.base import CHANGE_COLUMNS, LINEAGE_COLUMNS, FormData
+from trialkit.importers.detect import RawTable
+
+EXCEL_EPOCH = {1900: pd.Timestamp("1899-12-30"), 1904: pd.Timestamp("1904-01-01")}
+_SUPERSCRIPTS = str.maketrans({"⁰": "0", "¹": "1", "²": "2", "³": "3", "⁴": "4", "⁵": "5", "⁶": "6",
+                               "⁷": "7", "⁸": "8", "⁹": "9", "µ": "u", "μ": "u", "×": "x"})
+_SUP_RUN = re.compile(r"(?<=10)([⁰¹²³⁴⁵⁶⁷⁸⁹]+)")
+_DATE_TEXT = re.compile(r"^(\d{1,4})([./-])(\d{1,2})\2(\d{1,4})$")
+EXPECTED = {"int": "a whole number", "num": "a number", "date": "a date", "pdate": "a partial date "
+            "(YYYY, YYYY-MM or YYYY-MM-DD)", "char": "text", "yn": "Y or N"}
+
+
+def header_key(text: str) -> str:
+    """A header compared ignoring case, spaces and punctuation (``'Visit date'`` → ``visitdate``)."""
+    return re.sub(r"[\W_]+", "", str(text).casefold())
+
+
+def unit_key(text: str) -> str:
+    """A unit compared ignoring case, spaces, µ/μ vs u and superscripts (``10⁹/L`` → ``10^9/l``)."""
+    text = _SUP_RUN.sub(lambda m: "^" + m.group(1), str(text))
+    return text.translate(_SUPERSCRIPTS).replace(" ", "").casefold()
+
+
+@dataclass
+class Context:
+    """Where a table came from and how its site types values."""
+
+    file: str
+    sha256: str
+    sheet: str
+    date_system: int = 1900
+    site: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    changes: list[pd.DataFrame] = field(default_factory=list)
+
+
+def match_columns(columns: list[str], form: Any) -> tuple[dict[str, str], list[Finding], list[str]]:
+    """Map table columns to form variables by name or label; returns (column→variable, notes, unknown)."""
+    by_name = {header_key(v.name): v.name for v in form.variables}
+    by_label = {header_key(v.label): v.name for v in form.variables}
+    mapping: dict[str, str] = {}
+    notes: list[Finding] = []
+    unknown: list[str] = []
+    taken: set[str] = set()
+    for column in columns:
+        key = header_key(column)
+        name = by_name.get(key) or by_label.get(key)
+        if name is None:
+            unknown.append(column)
+            continue
+        if name in taken:
+            notes.append(_structure("IMP-COLUMN-DUPLICATE", Severity.ERROR, f"column {column!r} is a second "
+                                    f"column for {name}; only the first is read: remove the duplicate",
+                                    variable=name))
+            continue
+        taken.add(name)
+        mapping[column] = name
+        if key not in by_name:
+            notes.append(_structure("IMP-HEADER-LABEL", Severity.INFO, f"column {column!r} matched to {name} "
+                                    "by its label", variable=name))
+        elif column != name:
+            notes.append(_structure("IMP-HEADER-NAME", Severity.INFO, f"column {column!r} matched to {name} "
+                                    "ignoring case, spaces and punctuation", variable=name))
+    return mapping, notes, unknown
+
+
+def _without_prefilled_rows(table: RawTable, mapping: dict[str, str], form: Any) -> RawTable:
+    """Leave out rows that hold nothing but a pre-filled SITEID.
+
+    A site's template (``trialkit template --site SS``) pre-fills SITEID down the entry area; those
+    rows are the empty part of the form, not records. A row with any other value — or an Excel error
+    cell — is kept.
+    """
+    if "SITEID" not in mapping.values() or table.values.empty:
+        return table
+    others = [column for column, name in mapping.items() if name != "SITEID"]
+    if not others:
+        return table
+    cells = table.values[others]
+    blank = cells.apply(lambda col: col.map(lambda v: v is None or (isinstance(v, str) and not v.strip())))
+    empty = blank.all(axis=1)
+    error_rows = {row for row, *_ in table.errors}
+    if error_rows:
+        empty &= ~table.values.index.isin(list(error_rows))
+    if not empty.any():
+        return table
+    return dataclasses.replace(table, values=table.values[~empty])
+
+
+def _structure(code: str, severity: Severity, message: str, **kw: Any) -> Finding:
+    return Finding(code=code, severity=severity, category=Category.STRUCTURE, message=message, **kw)
+
+
+def normalise_table(table: RawTable, form: Any, study: Any, ctx: Context) -> FormData:
+    """Build the form's FormData from one raw table; findings are appended to ``ctx.findings``."""
+    mapping, notes, unknown = match_columns(table.columns, form)
+    where = {"file": ctx.file, "sheet": ctx.sheet, "form": form.code}
+    for note in notes:
+        note.file, note.sheet, note.form = ctx.file, ctx.sheet, form.code
+        ctx.findings.append(note)
+    for column in unknown:
+        ctx.findings.append(_structure("IMP-COLUMN-UNKNOWN", Severity.WARNING, f"column {column!r} is not a "
+                                       f"variable of form {form.code}; its values are not imported: rename "
+                                       "it to a variable name or remove it", value=column, **where))
+    present = set(mapping.values())
+    for var in form.variables:
+        if var.name in present and var.derived:
+            ctx.findings.append(_structure("IMP-COLUMN-DERIVED", Severity.WARNING, f"column {var.name} is "
+                                           "derived by trialkit; the uploaded values are ignored",
+                                           variable=var.name, **where))
+        elif var.name not in present and not var.derived:
+            severity = Severity.ERROR if var.required else Severity.WARNING
+            ctx.findings.append(_structure("IMP-COLUMN-MISSING", severity, f"form {form.code} needs column "
+                                           f"{var.name} ({var.label}); it is missing: add it (use the current "
+                                           "template)", variable=var.name, expected=var.name, **where))
+    table = _without_prefilled_rows(table, mapping, form)
+    n = len(table.values)
+    index = pd.RangeIndex(n)
+    rows = np.asarray(table.values.index, dtype="int64")
+    lineage = pd.DataFrame({"FILE": ctx.file, "SHA256": ctx.sha256, "SHEET": ctx.sheet, "ROW": rows},
+                           index=index, columns=LINEAGE_COLUMNS)
+    source = {mapping_var: column for column, mapping_var in mapping.items()}
+    error_cells: dict[str, list[tuple[int, str, str]]] = {}
+    for row, column, ref, text in table.errors:
+        if column in mapping and not _is_derived(form, mapping[column]):
+            error_cells.setdefault(mapping[column], []).append((row, ref, text))
+    missing_masks = table.value_labels.get("__missing__", {}) if table.value_labels else {}
+
+    data: dict[str, pd.Series] = {}
+    raw: dict[str, pd.Series] = {}
+    reasons: dict[str, pd.Series] = {}
+    empty_text = pd.Series("", index=index, dtype="str")
+    # SITEID first: the site decides how dates and decimals were typed.
+    order = sorted(form.variables, key=lambda v: v.name != "SITEID")
+    sites = pd.Series(ctx.site, index=index, dtype="object")
+    subjects = None
+    for var in order:
+        if var.derived or var.name not in source:
+            data[var.name] = _empty_typed(var.type, n)
+            raw[var.name] = empty_text
+            reasons[var.name] = pd.Series(pd.NA, index=index, dtype="object")
+            continue
+        native = table.values[source[var.name]]
+        native = native.set_axis(index)
+        text_raw = to_text(native)
+        value, reason = _convert(var, native, text_raw, study, ctx, sites, table, rows, subjects, form)
+        for row, ref, text in error_cells.get(var.name, []):
+            pos = int(np.searchsorted(rows, row))
+            if pos < n and rows[pos] == row:
+                text_raw.iat[pos] = text
+                value.iat[pos] = pd.NA if var.type in ("char", "pdate", "yn", "int") else value.iat[pos]
+                if var.type in ("num", "date"):
+                    value.iat[pos] = np.nan if var.type == "num" else pd.NaT
+            ctx.findings.append(Finding(
+                code="IMP-EXCEL-ERROR", severity=Severity.ERROR, category=Category.TYPE,
+                message=f"cell {ref} ({var.name}) holds the Excel error {text}: a formula failed; type the "
+                        "value itself (or ND/NK/NA)", variable=var.name, value=text, expected=EXPECTED[var.type],
+                row=row, site=_at(sites, pos), subject=_at(subjects, pos), **where))
+        if var.name in missing_masks:
+            mask = missing_masks[var.name].set_axis(index)
+            if mask.any():
+                value = value.mask(mask)
+                first = int(np.argmax(mask.to_numpy()))
+                ctx.findings.append(Finding(
+                    code="IMP-USER-MISSING", severity=Severity.WARNING, category=Category.NORMALISATION,
+                    message=f"{var.name}: {int(mask.sum())} value(s) are user-defined or special missing "
+                            f"values in the dataset (e.g. {text_raw.iat[first]!r}); read as missing, "
+                            "kept as typed in raw", variable=var.name, value=text_raw.iat[first],
+                    row=int(rows[first]), **where))
+        data[var.name] = value
+        raw[var.name] = text_raw
+        reasons[var.name] = reason
+        if var.name == "SITEID":
+            sites = _site_series(value, ctx.site, study)
+        if var.name == "SUBJID":
+            subjects = value
+    _convert_units(form, study, data, raw, ctx, sites, rows, subjects)
+    if form.code == "LB" or {"LBORRES", "LBORRESU", "LBTESTCD", "LBSTRESN"} <= set(data):
+        _derive_lab(study, data, raw, ctx, rows, subjects, sites, form.code)
+    names = form.variable_names
+    frame = pd.DataFrame({name: data[name] for name in names}, index=index)
+    raw_frame = pd.DataFrame({name: raw[name] for name in names}, index=index)
+    reason_frame = pd.DataFrame({name: reasons[name] for name in names}, index=index)
+    changes = [c for c in ctx.changes if len(c)]
+    change_frame = pd.concat(changes, ignore_index=True) if changes else pd.DataFrame(columns=CHANGE_COLUMNS)
+    ctx.changes = []
+    return FormData(form=form.code, data=frame, raw=raw_frame, reasons=reason_frame, lineage=lineage,
+                    changes=change_frame)
+
+
+def _is_derived(form: Any, name: str) -> bool:
+    return form.variable(name).derived
+
+
+def _at(series: pd.Series | None, pos: int) -> str | None:
+    if series is None or pos >= len(series):
+        return None
+    value = series.iat[pos]
+    return None if value is None or value is pd.NA or (isinstance(value, float) and value != value) else str(value)
+
+
+def _empty_typed(kind: str, n: int) -> pd.Series:
+    if kind == "int":
+        return pd.Series(pd.array([pd.NA] * n, dtype="Int64"))
+    if kind == "num":
+        return pd.Series(np.full(n, np.nan))
+    if kind == "date":
+        return pd.Series(pd.NaT, index=pd.RangeIndex(n), dtype="datetime64[ns]")
+    return pd.Series(np.nan, index=pd.RangeIndex(n), dtype="str")
+
+
+def _site_series(siteid: pd.Series, default: str | None, study: Any) -> pd.Series:
+    known = set(study.sites)
+    site = siteid.astype("object").where(siteid.isin(known), None)
+    if default is not None:
+        site = site.where(site.notna(), default)
+    return site
+
+
+# ------------------------------------------------------------------------------------------------
+# Cells to text
+
+
+def to_text(series: pd.Series) -> pd.Series:
+    """Every cell as the text the site sees: numbers without a spurious ``.0``, dates in ISO.
+
+    Uploads repeat values heavily (codes, visits, scores), so cells are factorised and only the
+    distinct values are formatted in Python; the result is broadcast back with the codes.
+    """
+    if pd.api.types.is_string_dtype(series) and series.dtype != object:
+        return series.fillna("").astype("str")
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return _datetimes_text(series)
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    formatted = np.array([_cell_text(v) for v in np.asarray(uniques, dtype=object)] + [""], dtype=object)
+    return pd.Series(formatted[codes], index=series.index, dtype="str")
+
+
+def _cell_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        if value != value:
+            return ""
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, np.floating):
+        return _cell_text(float(value))
+    if value is None or value is pd.NA or value is pd.NaT:
+        return ""
+    return _other_text(value)
+
+
+def _datetimes_text(series: pd.Series) -> pd.Series:
+    has_time = (series.dropna() != series.dropna().dt.normalize()).any()
+    text = series.dt.strftime("%Y-%m-%dT%H:%M:%S" if has_time else "%Y-%m-%d")
+    return text.fillna("").astype("str")
+
+
+def _other_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time(0) else value.isoformat(timespec="seconds")
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+# ------------------------------------------------------------------------------------------------
+# Conversion per CRF type
+
+
+def _record(ctx: Context, var: str, rows: np.ndarray, mask: pd.Series, original: pd.Series, value: pd.Series,
+            rule: str, form: str) -> None:
+    """Log changed cells and add one info finding for (file, sheet, variable, rule)."""
+    if not mask.any():
+        return
+    positions = np.flatnonzero(mask.to_numpy())
+    originals = original.iloc[positions].astype(str).to_numpy()
+    values = value.iloc[positions]
+    if pd.api.types.is_datetime64_any_dtype(values):
+        values_text = values.dt.strftime("%Y-%m-%d").to_numpy()
+    else:
+        values_text = values.astype(str).to_numpy()
+    ctx.changes.append(pd.DataFrame({"index": positions, "variable": var, "original": originals,
+                                     "value": values_text, "rule": rule}, columns=CHANGE_COLUMNS))
+    count = len(positions)
+    example = f"{originals[0]!r} → {values_text[0]!r}"
+    ctx.findings.append(Finding(
+        code="IMP-NORMALISED", severity=Severity.INFO, category=Category.NORMALISATION,
+        message=f"{var}: {count} value(s) normalised by rule {rule}, e.g. {example} (row {int(rows[positions[0]])})",
+        variable=var, value=originals[0], file=ctx.file, sheet=ctx.sheet, form=form,
+        row=int(rows[positions[0]]), check=rule, evidence={"rule": rule, "count": count}))
+
+
+def _type_errors(ctx: Context, var: Any, rows: np.ndarray, mask: pd.Series, text: pd.Series, form: str,
+                 sites: pd.Series, subjects: pd.Series | None, why: str = "") -> None:
+    for pos in np.flatnonzero(mask.to_numpy()):
+        typed = text.iat[pos]
+        ctx.findings.append(Finding(
+            code="IMP-TYPE", severity=Severity.ERROR, category=Category.TYPE,
+            message=f"{var.name}: {typed!r} is not {EXPECTED[var.type]}{why}; correct the value in the file",
+            variable=var.name, value=typed, expected=EXPECTED[var.type], file=ctx.file, sheet=ctx.sheet,
+            form=form, row=int(rows[pos]), site=_at(sites, pos), subject=_at(subjects, pos)))
+
+
+def _convert(var: Any, native: pd.Series, text_raw: pd.Series, study: Any, ctx: Context, sites: pd.Series,
+             table: RawTable, rows: np.ndarray, subjects: pd.Series | None, form: Any) -> tuple[pd.Series, pd.Series]:
+    index = native.index
+    code = form.code
+    text = text_raw.str.strip()
+    trimmed = (text != text_raw)
+    _record(ctx, var.name, rows, trimmed, text_raw, text, "trim", code)
+    filled = text != ""
+    codelist = study.codelists.get(var.codelist) if var.codelist else None
+    missing_codes = list(study.missing_codes)
+    upper = text.str.upper()
+    is_code = upper.isin(missing_codes) & filled
+    if codelist is not None:
+        is_code &= ~upper.isin(codelist.codes) & ~text.str.casefold().isin(list(codelist.synonyms))
+    reason = upper.where(is_code, None).astype("object")
+    reason = reason.where(is_code, pd.NA)
+    live = filled & ~is_code
+    if is_code.any():
+        _record(ctx, var.name, rows, is_code, text, pd.Series("", index=index), "missing-code", code)
+
+    kind = var.type
+    if kind in ("char", "yn"):
+        value = text.where(live)
+        if codelist is not None:
+            mapped = text.str.casefold().map(codelist.synonyms)
+            use = live & mapped.notna() & (mapped != text)
+            value = value.where(~use, mapped)
+            _record(ctx, var.name, rows, use, text, value, "synonym", code)
+        return value.astype("str"), reason
+
+    if kind in ("int", "num"):
+        numeric_native = pd.api.types.is_numeric_dtype(native) and not pd.api.types.is_bool_dtype(native)
+        if numeric_native:
+            number = native.astype(float).where(live)
+        else:
+            # Number cells (and plain numeric text) convert in one vectorised pass; only the rest
+            # (decimal commas, codes, junk) goes through the text rules.
+            fast = pd.to_numeric(native.where(live, None), errors="coerce").astype(float) \
+                if native.dtype == object else pd.Series(np.nan, index=index)
+            number = fast.where(live)
+            slow = live & number.isna()
+            comma = pd.Series(False, index=index)
+            if slow.any():
+                candidate = text.where(slow, "")
+                comma_sites = sites.map({k: v.decimal_mark == "," for k, v in study.sites.items()}).fillna(False)
+                comma = slow & comma_sites.astype(bool) & candidate.str.fullmatch(r"[+-]?\d*,\d+")
+                if comma.any():
+                    candidate = candidate.where(~comma, candidate.str.replace(",", ".", regex=False))
+                parsed = pd.to_numeric(candidate.where(slow & candidate.str.fullmatch(
+                    r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?"), None), errors="coerce").astype(float)
+                number = number.where(~slow, parsed)
+            if comma.any():
+                _record(ctx, var.name, rows, comma, text, number, "decimal-comma", code)
+        bad = live & (number.isna() | ~np.isfinite(number.fillna(0)))
+        if kind == "int":
+            bad |= live & number.notna() & (number % 1 != 0)
+            number = number.where(~bad)
+            value = number.round().astype("Int64")
+        else:
+            value = number.where(~bad)
+        why = ""
+        if bad.any() and not numeric_native:
+            unknown_site = sites.isna() & text.str.contains(",", regex=False)
+            if (bad & unknown_site).any():
+                why = " (a decimal comma is accepted only from a site whose decimal mark is a comma: give --site or SITEID)"
+        _type_errors(ctx, var, rows, bad, text, code, sites, subjects, why)
+        return value, reason
+
+    if kind == "date":
+        value, bad, why = _dates(var, native, text, live, sites, study, ctx, rows, code, table)
+        _type_errors(ctx, var, rows, bad, text, code, sites, subjects, why)
+        return value, reason
+
+    if kind == "pdate":
+        value, bad = _pdates(var, native, text, live, sites, study, ctx, rows, code)
+        _type_errors(ctx, var, rows, bad, text, code, sites, subjects)
+        return value, reason
+    raise ValueError(f"unknown CRF type {kind}")  # pragma: no cover
+
+
+def _site_order(sites: pd.Series, study: Any) -> pd.Series:
+    return sites.map({k: v.date_order for k, v in study.sites.items()})
+
+
+def _text_dates(text: pd.Series, live: pd.Series, sites: pd.Series, study: Any) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Parse ISO and site-order text dates; returns (timestamps, rule per cell, no-site mask).
+
+    Dates repeat, so each distinct (text, site) pair is parsed once and broadcast back.
+    """
+    key = text.where(live, "").astype("object") + "\x1f" + sites.astype("object").fillna("").astype(str)
+    codes, uniques = pd.factorize(key)
+    split = pd.Series(uniques, dtype="object").str.split("\x1f", n=1, expand=True)
+    u_text = split[0].astype("str")
+    u_sites = split[1].where(split[1] != "", None).astype("object")
+    u_live = u_text != ""
+    parsed, rule, no_site = _text_dates_unique(u_text, u_live, u_sites, study)
+    index = text.index
+    return (pd.Series(parsed.to_numpy()[codes], index=index, dtype="datetime64[ns]"),
+            pd.Series(rule.to_numpy()[codes], index=index, dtype="object"),
+            pd.Series(no_site.to_numpy()[codes], index=index).astype(bool))
+
+
+def _text_dates_unique(text: pd.Series, live: pd.Series, sites: pd.Series, study: Any) -> tuple[pd.Series, pd.Series, pd.Series]:
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
+    rule = pd.Series(None, index=text.index, dtype="object")
+    iso = live & text.str.fullmatch(r"\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?")
+    if iso.any():
+        parsed = pd.to_datetime(text[iso].str.slice(0, 10).str.replace(r"-(\d)(?=-|$)", r"-0\1", regex=True),
+                                format="%Y-%m-%d", errors="coerce")
+        out[iso] = parsed
+        with_time = iso & (text.str.len() > 10)
+        rule[with_time] = "datetime-to-date"
+    parts = text.str.extract(_DATE_TEXT)
+    typed = live & ~iso & parts[0].notna()
+    no_site = pd.Series(False, index=text.index)
+    if typed.any():
+        orders = _site_order(sites, study)
+        ymd = typed & (parts[0].str.len() == 4)
+        orders = orders.where(~ymd, "YMD")
+        no_site = typed & orders.isna()
+        for order in ("DMY", "MDY", "YMD"):
+            sel = typed & (orders == order)
+            if not sel.any():
+                continue
+            pos = {"DMY": (3, 2, 0), "MDY": (3, 0, 2), "YMD": (0, 2, 3)}[order]
+            year, month, day = (parts.loc[sel, pos[0]], parts.loc[sel, pos[1]], parts.loc[sel, pos[2]])
+            ok = year.str.len() == 4
+            iso_text = year + "-" + month.str.zfill(2) + "-" + day.str.zfill(2)
+            out[sel] = pd.to_datetime(iso_text.where(ok), format="%Y-%m-%d", errors="coerce")
+            rule[sel] = f"date:{order}"
+    return out, rule, no_site
+
+
+def _dates(var: Any, native: pd.Series, text: pd.Series, live: pd.Series, sites: pd.Series, study: Any,
+           ctx: Context, rows: np.ndarray, form: str, table: RawTable) -> tuple[pd.Series, pd.Series, str]:
+    index = native.index
+    if pd.api.types.is_datetime64_any_dtype(native):
+        value = native.astype("datetime64[ns]")
+        timed = live & (value != value.dt.normalize())
+        _record(ctx, var.name, rows, timed, text, value.dt.normalize(), "datetime-to-date", form)
+        return value.dt.normalize().where(live), pd.Series(False, index=index), ""
+    value = pd.Series(pd.NaT, index=index, dtype="datetime64[ns]")
+    kinds = native.map(type) if native.dtype == object else None
+    handled = pd.Series(False, index=index)
+    if kinds is not None:
+        is_date = kinds.isin([dt.date, dt.datetime, pd.Timestamp]) & live
+        if is_date.any():
+            stamps = pd.to_datetime(native[is_date].map(
+                lambda d: d if isinstance(d, dt.datetime) else dt.datetime(d.year, d.month, d.day)),
+                errors="coerce")
+            value[is_date] = stamps.dt.normalize()
+            timed = is_date.copy()
+            timed[is_date] = stamps != stamps.dt.normalize()
+            _record(ctx, var.name, rows, timed, text, value, "datetime-to-date", form)
+            handled |= is_date
+        is_num = kinds.isin([float, int]) & live
+        if is_num.any() and table.kind == "sheet":
+            serial = native[is_num].astype(float)
+            ok = (serial > 0) & (serial < 2958466) & (serial % 1 == 0)
+            epoch = EXCEL_EPOCH[ctx.date_system]
+            days = pd.to_timedelta(serial.where(ok), unit="D")
+            value[is_num] = (epoch + days).astype("datetime64[ns]")
+            rule = f"excel-serial-{ctx.date_system}"
+            _record(ctx, var.name, rows, is_num & value.notna(), text, value, rule, form)
+            handled |= is_num & value.notna()
+    rest = live & ~handled
+    bad = pd.Series(False, index=index)
+    why = ""
+    if rest.any():
+        parsed, rules, no_site = _text_dates(text.where(rest, ""), rest, sites, study)
+        value = value.where(~rest, parsed)
+        for rule in rules[rest & parsed.notna()].dropna().unique():
+            _record(ctx, var.name, rows, rest & parsed.notna() & (rules == rule), text, value, rule, form)
+        bad = rest & value.isna()
+        if (bad & no_site).any():
+            why = " (a date typed as text needs the site's date order: give --site or fill SITEID)"
+    return value, bad, why
+
+
+_PDATE_ISO = re.compile(r"^(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?$")
+_PDATE_MY = re.compile(r"^(\d{1,2})[/.-](\d{4})$")
+
+
+def _pdates(var: Any, native: pd.Series, text: pd.Series, live: pd.Series, sites: pd.Series, study: Any,
+            ctx: Context, rows: np.ndarray, form: str) -> tuple[pd.Series, pd.Series]:
+    index = native.index
+    value = pd.Series(np.nan, index=index, dtype="object")
+    handled = pd.Series(False, index=index)
+    formats = var.pdate_formats or ("YYYY", "YYYY-MM", "YYYY-MM-DD")
+    dated = pd.Series(False, index=index)
+    if native.dtype == object:
+        dated = native.map(lambda v: isinstance(v, dt.date)) & live
+    elif pd.api.types.is_datetime64_any_dtype(native):
+        dated = live.copy()
+    if dated.any():
+        stamps = pd.to_datetime(native[dated].map(lambda d: pd.Timestamp(d)))
+        if "YYYY-MM-DD" not in formats:
+            as_text = stamps.dt.strftime("%Y-%m").where(stamps.dt.day == 1, stamps.dt.strftime("%Y-%m-%d"))
+        else:
+            as_text = stamps.dt.strftime("%Y-%m-%d")
+        value[dated] = as_text
+        _record(ctx, var.name, rows, dated, text, value, "excel-date", form)
+        handled |= dated
+    rest = live & ~handled
+    parts = text.str.extract(_PDATE_ISO)
+    iso = rest & parts[0].notna()
+    if iso.any():
+        canon = parts[0].copy()
+        has_m = iso & parts[1].notna()
+        canon[has_m] = parts.loc[has_m, 0] + "-" + parts.loc[has_m, 1].str.zfill(2)
+        has_d = iso & parts[2].notna()
+        canon[has_d] = canon[has_d] + "-" + parts.loc[has_d, 2].str.zfill(2)
+        value[iso] = canon[iso]
+        _record(ctx, var.name, rows, iso & (canon != text), text, value, "pdate-pad", form)
+    my = text.str.extract(_PDATE_MY)
+    month_year = rest & ~iso & my[0].notna()
+    if month_year.any():
+        value[month_year] = my.loc[month_year, 1] + "-" + my.loc[month_year, 0].str.zfill(2)
+        _record(ctx, var.name, rows, month_year, text, value, "pdate:MM/YYYY", form)
+    full = rest & ~iso & ~month_year
+    if full.any():
+        parsed, rules, _ = _text_dates(text.where(full, ""), full, sites, study)
+        got = full & parsed.notna()
+        value[got] = parsed[got].dt.strftime("%Y-%m-%d")
+        for rule in rules[got].dropna().unique():
+            _record(ctx, var.name, rows, got & (rules == rule), text, value, rule, form)
+    checked = value.where(live)
+    month_ok = checked.str.fullmatch(r"\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?")
+    bad = live & ~month_ok.fillna(False).astype(bool)
+    return checked.where(~bad).astype("str"), bad
+
+
+# ------------------------------------------------------------------------------------------------
+# Units
+
+
+def _factor(alt: dict[str, Any]) -> tuple[float, float, float]:
+    """(subtract, multiply, divide) of an alternative unit, from exact protocol text."""
+    subtract = float(Fraction(str(alt.get("subtract", "0"))))
+    multiply = float(Fraction(str(alt.get("multiply", "1"))))
+    divide = float(Fraction(str(alt.get("divide", "1"))))
+    return subtract, multiply, divide
+
+
+def _unit_lookup(spec: dict[str, Any]) -> dict[str, str]:
+    lookup = {unit_key(spec["standard"]): spec["standard"]}
+    for alt in spec.get("alternatives", []):
+        lookup[unit_key(alt["unit"])] = alt["unit"]
+    for canonical, aliases in (spec.get("aliases") or {}).items():
+        lookup.setdefault(unit_key(canonical), canonical)
+        for alias in aliases:
+            lookup[unit_key(alias)] = canonical
+    return lookup
+
+
+def _convert_units(form: Any, study: Any, data: dict[str, pd.Series], raw: dict[str, pd.Series], ctx: Context,
+                   sites: pd.Series, rows: np.ndarray, subjects: pd.Series | None) -> None:
+    for var in form.variables:
+        spec = study.param("units", var.name)
+        if not spec or var.name not in data:
+            continue
+        unit_var = spec.get("unit_var") or var.unit_var
+        if unit_var not in data:
+            continue
+        units = data[unit_var]
+        values = data[var.name]
+        typed = units.notna() & (units != "")
+        if not typed.any():
+            continue
+        lookup = _unit_lookup(spec)
+        distinct = {u: lookup.get(unit_key(u)) for u in units[typed].unique()}
+        canonical = units.where(typed, None).map(distinct)
+        unknown = typed & canonical.isna()
+        for pos in np.flatnonzero(unknown.to_numpy()):
+            ctx.findings.append(Finding(
+                code="IMP-UNIT-UNKNOWN", severity=Severity.ERROR, category=Category.CODELIST,
+                message=f"{unit_var}: unit {units.iat[pos]!r} is not known for {var.name}; use "
+                        f"{spec['standard']} or " + ", ".join(a["unit"] for a in spec.get("alternatives", [])),
+                variable=unit_var, value=units.iat[pos], expected=spec["standard"], file=ctx.file,
+                sheet=ctx.sheet, form=form.code, row=int(rows[pos]), site=_at(sites, pos),
+                subject=_at(subjects, pos)))
+        alias = typed & canonical.notna() & (canonical != units)
+        new_units = units.where(~alias, canonical)
+        _record(ctx, unit_var, rows, alias, units, new_units, "unit-alias", form.code)
+        standard = spec["standard"]
+        for alt in spec.get("alternatives", []):
+            sel = typed & (canonical == alt["unit"])
+            if not sel.any():
+                continue
+            subtract, multiply, divide = _factor(alt)
+            converted = ((values - subtract) * multiply / divide).round(9)
+            rule = f"unit:{alt['unit']}->{standard}"
+            has_value = sel & values.notna()
+            original = raw[var.name].where(~has_value, raw[var.name] + " " + units.astype("object").fillna(""))
+            new_values = values.where(~sel, converted)
+            _record(ctx, var.name, rows, has_value, original, new_values, rule, form.code)
+            values = new_values
+            _record(ctx, unit_var, rows, sel, units, pd.Series(standard, index=units.index), rule, form.code)
+            new_units = new_units.where(~sel, standard)
+            systems = set(alt.get("systems", []))
+            if systems:
+                allowed = {k: bool(systems & set(v.units)) for k, v in study.sites.items()}
+                odd = sel & ~sites.map(allowed).fillna(True).astype(bool)
+                if odd.any():
+                    pos = int(np.flatnonzero(odd.to_numpy())[0])
+                    ctx.findings.append(Finding(
+                        code="IMP-UNIT-SITE", severity=Severity.WARNING, category=Category.NORMALISATION,
+                        message=f"{var.name}: {int(odd.sum())} value(s) in {alt['unit']}, a unit this site does "
+                                f"not use ({'/'.join(sorted(systems))} units); converted to {standard}: check them",
+                        variable=var.name, value=units.iat[pos], file=ctx.file, sheet=ctx.sheet,
+                        form=form.code, row=int(rows[pos]), site=_at(sites, pos)))
+        data[var.name] = values
+        data[unit_var] = new_units.astype("str")
+
+
+def _derive_lab(study: Any, data: dict[str, pd.Series], raw: dict[str, pd.Series], ctx: Context,
+                rows: np.ndarray, subjects: pd.Series | None, sites: pd.Series, form: str) -> None:
+    """Fill LBSTRESN/LBSTRESU/LBSTNRLO/LBSTNRHI in the test's standard unit."""
+    tests = data["LBTESTCD"].astype("object")
+    units = data["LBORRESU"].astype("object")
+    index = tests.index
+    multiply = pd.Series(np.nan, index=index)
+    subtract = pd.Series(0.0, index=index)
+    standard = pd.Series(None, index=index, dtype="object")
+    rule = pd.Series(None, index=index, dtype="object")
+    keyed = pd.DataFrame({"t": tests, "u": units.where(units.notna(), None)})
+    combos = keyed.dropna().drop_duplicates()
+    for test, unit in combos.itertuples(index=False):
+        spec = study.param("lab_units", str(test))
+        sel = (tests == test) & (units == unit)
+        if not spec:
+            continue  # an unknown test is the codelist check's finding
+        canonical = _unit_lookup(spec).get(unit_key(unit))
+        if canonical is None:
+            for pos in np.flatnonzero(sel.to_numpy()):
+                ctx.findings.append(Finding(
+                    code="IMP-UNIT-UNKNOWN", severity=Severity.ERROR, category=Category.CODELIST,
+                    message=f"LBORRESU: unit {unit!r} is not known for {test}; use {spec['standard']}"
+                            + "".join(f" or {a['unit']}" for a in spec.get("alternatives", [])),
+                    variable="LBORRESU", value=str(unit), expected=spec["standard"], file=ctx.file,
+                    sheet=ctx.sheet, form=form, row=int(rows[pos]), site=_at(sites, pos),
+                    subject=_at(subjects, pos)))
+            continue
+        standard[sel] = spec["standard"]
+        if canonical == spec["standard"]:
+            multiply[sel] = 1.0
+            continue
+        alt = next(a for a in spec.get("alternatives", []) if a["unit"] == canonical)
+        sub, mul, div = _factor(alt)
+        multiply[sel] = mul / div
+        subtract[sel] = sub
+        rule[sel] = f"unit:{canonical}->{spec['standard']}"
+
+    def convert(values: pd.Series) -> pd.Series:
+        return ((values - subtract) * multiply).round(9)
+
+    data["LBSTRESN"] = convert(data["LBORRES"])
+    data["LBSTRESU"] = standard.where(data["LBORRES"].notna() | data["LBNRLO"].notna()
+                                      | data["LBNRHI"].notna()).astype("str")
+    data["LBSTNRLO"] = convert(data["LBNRLO"])
+    data["LBSTNRHI"] = convert(data["LBNRHI"])
+    converted = rule.notna() & data["LBORRES"].notna()
+    original = raw["LBORRES"] + " " + units.fillna("").astype(str)
+    for name in rule[converted].unique():
+        _record(ctx, "LBSTRESN", rows, converted & (rule == name), original, data["LBSTRESN"], name, form)

@@ -1,0 +1,247 @@
+"""The importer entry point: detect each file, read it, map its sheets or dataset to forms, normalise.
+
+- :func:`read_file` / :func:`read_table` read any supported file into raw tables (used by
+  ``trialkit inspect`` for files that are not trialkit forms);
+- :func:`import_files` turns uploads into :class:`~trialkit.importers.base.FormData` per form with
+  lineage, and an :class:`~trialkit.importers.base.ImportResult` whose report holds every finding
+  and input file, and whose ``files`` list says what each file held.
+
+Nothing here raises for a bad file: every problem becomes a ``file`` finding naming the file and the
+remedy. Example::
+
+    >>> from trialkit.study import load_study
+    >>> result = import_files(["site01.xlsx"], load_study(), site="01")  # doctest: +SKIP
+    >>> result.forms["DM"].data  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from trialkit.findings import Category, Finding, InputFile, Severity
+from trialkit.importers.base import FormData, ImportResult
+from trialkit.importers.detect import DATASET_FORMATS, Detected, FileRead, RawTable, detect
+from trialkit.importers.normalise import Context, match_columns, normalise_table
+
+KNOWN_SHEETS = {"_trialkit", "_codelists", "instructions"}
+
+
+def read_file(path: str | Path, *, catalog: Path | None = None) -> FileRead:
+    """Detect and read one file; never raises for a bad file (problems are findings)."""
+    path = Path(path)
+    try:
+        found = detect(path)
+    except OSError as exc:
+        result = FileRead(path=str(path), format="unreadable")
+        result.fail("IMP-FILE-IO", f"{path}: cannot be opened ({exc.strerror or exc}); check the path and "
+                    "permissions")
+        return result
+    try:
+        return _read_detected(path, found, catalog)
+    except Exception as exc:  # a reader bug must not become a traceback for the data manager
+        result = FileRead(path=str(path), format=found.format)
+        result.fail("IMP-FILE-UNREADABLE", f"{path}: could not be read ({type(exc).__name__}: {exc}); "
+                    "re-save or export the file again and upload it; report this to the trialkit team "
+                    "if it persists")
+        return result
+
+
+def read_table(path: str | Path) -> list[RawTable]:
+    """The raw tables (sheets or the dataset) of one file; see :func:`read_file` for findings."""
+    return read_file(path).tables
+
+
+def _read_detected(path: Path, found: Detected, catalog: Path | None) -> FileRead:
+    fmt = found.format
+    if fmt in ("xlsx", "xlsm", "xls"):
+        from trialkit.importers.excel import read_excel
+
+        return read_excel(path, fmt, strict=found.strict)
+    if fmt == "spreadsheetml":
+        from trialkit.importers.spreadsheetml import read_spreadsheetml
+
+        return read_spreadsheetml(path)
+    if fmt in DATASET_FORMATS or fmt == "sas7bcat":
+        from trialkit.importers.stats import read_dataset
+
+        return read_dataset(path, fmt, catalog=catalog)
+    if fmt == "csv":
+        from trialkit.importers.csvfile import read_csv
+
+        return read_csv(path)
+    result = FileRead(path=str(path), format=fmt)
+    messages = {
+        "empty": ("IMP-FILE-EMPTY", "the file is empty (0 bytes); upload the filled file again"),
+        "encrypted": ("IMP-FILE-PASSWORD", "password protected: remove the password in Excel (File > Info > "
+                      "Protect Workbook) and upload again"),
+        "html": ("IMP-FILE-HTML", "is an HTML (web) page, not a data file"
+                 + (f" (title: {found.detail!r})" if found.detail else "")
+                 + "; it was probably saved from a browser error page: download the real file and upload it"),
+        "xml": ("IMP-FILE-FORMAT", "is an XML file that is not a SpreadsheetML workbook; export the data as "
+                "xlsx or CSV"),
+        "zip": ("IMP-FILE-FORMAT", f"is a zip archive but not an Excel workbook ({found.detail}); upload the "
+                "workbook itself (.xlsx)"),
+        "ole2": ("IMP-FILE-FORMAT", f"is an Office file but not an Excel workbook ({found.detail}); upload "
+                 "the workbook itself"),
+        "binary": ("IMP-FILE-FORMAT", "is not a format trialkit reads (xlsx, xlsm, xls, SpreadsheetML, "
+                   "sas7bdat, xpt, sav, zsav, dta, csv); export the data in one of these"),
+    }
+    code, message = messages.get(fmt, ("IMP-FILE-FORMAT", "is not a format trialkit reads"))
+    result.fail(code, f"{path}: {message}")
+    return result
+
+
+# ------------------------------------------------------------------------------------------------
+# Mapping tables to forms
+
+
+def _form_key(text: str) -> str:
+    return re.sub(r"[\W_]+", "", text.casefold())
+
+
+def match_sheet(name: str, study: Any) -> str | None:
+    """The form a sheet is for: its name is the form code or the form label (any case)."""
+    key = _form_key(name)
+    for code, form in study.forms.items():
+        if key == _form_key(code) or key == _form_key(form.label):
+            return code
+    return None
+
+
+def match_dataset(table: RawTable, path: Path, study: Any) -> str | None:
+    """The form a dataset/CSV is for: its dataset name or file stem, or one unambiguous stem token."""
+    for name in (table.name, path.stem):
+        code = match_sheet(name, study) if name else None
+        if code:
+            return code
+    # Only the first or last word of the stem counts (``site08_lb`` → LB), so that a word in the
+    # middle of a name (``all_rand_normal``) does not claim a form.
+    words = [t for t in re.split(r"[^0-9a-z]+", path.stem.casefold()) if t]
+    tokens = {words[0], words[-1]} if words else set()
+    hits = {code for code in study.forms if code.casefold() in tokens}
+    return hits.pop() if len(hits) == 1 else None
+
+
+def _stamp_findings(read: FileRead, study: Any) -> list[Finding]:
+    if read.format not in ("xlsx", "xlsm", "xls"):
+        return []
+    if read.stamp is None:
+        return [Finding(code="IMP-TEMPLATE-STAMP", severity=Severity.WARNING, category=Category.STRUCTURE,
+                        message=f"{read.path}: no trialkit version stamp (sheet _trialkit): not a trialkit "
+                                "template; use the current upload template", file=read.path)]
+    ours = study.version_stamp.split("|")
+    theirs = read.stamp.split("|")
+    if theirs[0] != ours[0]:
+        return [Finding(code="IMP-TEMPLATE-STUDY", severity=Severity.ERROR, category=Category.STRUCTURE,
+                        message=f"{read.path}: the template is for study {theirs[0]!r}, not {ours[0]!r}; "
+                                "upload this study's template", value=read.stamp, expected=study.version_stamp,
+                        file=read.path)]
+    if read.stamp != study.version_stamp:
+        return [Finding(code="IMP-TEMPLATE-OUTDATED", severity=Severity.WARNING, category=Category.STRUCTURE,
+                        message=f"{read.path}: outdated template ({read.stamp}; current "
+                                f"{study.version_stamp}); copy the data into the current template",
+                        value=read.stamp, expected=study.version_stamp, file=read.path)]
+    return []
+
+
+def import_files(paths: list[str | Path], study: Any, *, site: str | None = None,
+                 form: str | None = None) -> ImportResult:
+    """Import uploads into forms (see the module docstring); never raises for a bad file."""
+    result = ImportResult()
+    report = result.report
+    report.study_id, report.study_version, report.schema_hash = study.id, study.protocol_version, study.schema_hash
+    report.site = site
+    site_id = study.site(site).id if site is not None else None
+    form_code = study.form(form).code if form is not None else None
+    paths = [Path(p) for p in paths]
+    catalogs = {p.resolve() for p in paths if p.suffix.lower() == ".sas7bcat"}
+    parts: dict[str, list[FormData]] = {}
+    for path in paths:
+        read = read_file(path)
+        try:
+            input_file = InputFile.from_path(path, format=read.format)
+        except OSError:
+            input_file = InputFile(path=str(path), sha256="", size=0, format=read.format)
+        report.inputs.append(input_file)
+        findings: list[Finding] = list(read.findings)
+        findings.extend(_stamp_findings(read, study))
+        facts: dict[str, Any] = {"path": str(path), "format": read.format, "encoding": read.encoding,
+                                 "sha256": input_file.sha256, "size": input_file.size, "tables": []}
+        facts.update({k: v for k, v in read.extra.items() if isinstance(v, (str, int, list))})
+        if read.format in ("xlsx", "xlsm", "xls", "spreadsheetml"):
+            facts["date_system"] = read.date_system
+            facts["stamp"] = read.stamp
+        workbook = read.format in ("xlsx", "xlsm", "xls", "spreadsheetml")
+        data_tables = []
+        for table in read.tables:
+            info = {"name": table.name, "kind": table.kind, "hidden": table.hidden,
+                    "visibility": table.visibility, "rows": table.rows, "n_columns": len(table.columns),
+                    "columns": [{"name": c, "label": lab, "type": t} for c, lab, t in
+                                zip(table.columns, table.labels or [None] * len(table.columns),
+                                    table.types or [""] * len(table.columns), strict=False)],
+                    "form": None}
+            facts["tables"].append(info)
+            if workbook and table.name.casefold() in KNOWN_SHEETS:
+                info["role"] = "template"
+                continue
+            if table.hidden:
+                findings.append(Finding(code="IMP-SHEET-HIDDEN", severity=Severity.INFO,
+                                        category=Category.STRUCTURE, sheet=table.name, file=str(path),
+                                        message=f"sheet {table.name!r} is {table.visibility}; it was read like "
+                                                "the others"))
+            if table.sheet_type != "worksheet":
+                info["role"] = table.sheet_type
+                continue
+            code = match_sheet(table.name, study) if workbook else match_dataset(table, path, study)
+            data_tables.append((table, code, info))
+        if workbook and form_code and len(data_tables) == 1 and data_tables[0][1] is None:
+            data_tables[0] = (data_tables[0][0], form_code, data_tables[0][2])
+        elif not workbook and form_code:
+            data_tables = [(t, form_code, i) for t, _, i in data_tables]
+        for table, code, info in data_tables:
+            info["form"] = code
+            if code is None:
+                if table.rows or table.columns:
+                    findings.append(Finding(
+                        code="IMP-NO-FORM", severity=Severity.WARNING, category=Category.STRUCTURE,
+                        file=str(path), sheet=table.name,
+                        message=f"{'sheet' if workbook else 'dataset'} {table.name!r} matches no form of "
+                                f"{study.id} (forms: {', '.join(study.forms)}); name it by the form code "
+                                "or pass --form"))
+                for row, column, ref, text in table.errors:
+                    findings.append(Finding(
+                        code="IMP-EXCEL-ERROR", severity=Severity.ERROR, category=Category.TYPE,
+                        message=f"cell {ref} holds the Excel error {text}: a formula failed; type the value "
+                                "itself", value=text, file=str(path), sheet=table.name, row=row,
+                        variable=column))
+                continue
+            mapping, _, _ = match_columns(table.columns, study.forms[code])
+            info["matched_columns"] = len(mapping)
+            ctx = Context(file=str(path), sha256=input_file.sha256, sheet=table.name,
+                          date_system=read.date_system, site=site_id)
+            form_data = normalise_table(table, study.forms[code], study, ctx)
+            findings.extend(ctx.findings)
+            for row, column, ref, text in table.errors:
+                if column not in mapping:
+                    findings.append(Finding(
+                        code="IMP-EXCEL-ERROR", severity=Severity.ERROR, category=Category.TYPE,
+                        message=f"cell {ref} (column {column!r}, not imported) holds the Excel error {text}",
+                        value=text, file=str(path), sheet=table.name, row=row, form=code))
+            parts.setdefault(code, []).append(form_data)
+        if workbook and read.tables and not any(c for _, c, _ in data_tables) and read.stamp is not None:
+            findings.append(Finding(code="IMP-NO-SHEETS", severity=Severity.ERROR, category=Category.FILE,
+                                    file=str(path), message=f"{path}: a template with no recognisable form "
+                                    "sheet; keep the sheet names of the template"))
+        if path.resolve() in catalogs and read.format == "sas7bcat":
+            facts["role"] = "format catalogue"
+        for finding in findings:
+            if finding.site is None and site_id is not None:
+                finding.site = site_id
+        facts["findings"] = len(findings)
+        result.files.append(facts)
+        report.extend(findings)
+    for code, pieces in parts.items():
+        result.forms[code] = FormData.concat(pieces)
+    return result
