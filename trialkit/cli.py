@@ -24,7 +24,13 @@ from trialkit import __version__
 # name -> (module under trialkit.commands, one-line description shown by --help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "dictionary": ("dictionary", "Write the data dictionary (xlsx, csv, json or md)."),
+    "init": ("init", "Create a workspace: the submissions ledger and the raw-upload archive."),
+    "inspect": ("inspect", "Show what a file holds: format, sheets, columns, forms, file problems."),
+    "log": ("log", "Show submissions per site and the audit trail."),
+    "queries": ("queries", "List open and resolved queries with their age; read back a site's answers."),
+    "submit": ("submit", "Import, validate and record a site's upload in the ledger."),
     "template": ("template", "Write the site upload workbook (one sheet per form)."),
+    "validate": ("validate", "Validate site uploads: data checks, protocol deviations, query workbook."),
 }
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
