@@ -74,10 +74,10 @@ class MH(Record):
     LYMPH: YN = var("Generalised lymphadenopathy (ever)", "yn", required=True)
     HEPSPL: YN = var("Hepato- or splenomegaly (ever)", "yn", required=True)
     SEROS: YN = var("Serositis (ever)", "yn", required=True)
-    EXPSO: YN = var("Psoriasis in patient or first-degree relative", "yn", required=True)
-    EXB27: YN = var("HLA-B27-positive male, arthritis after 6th birthday", "yn", required=True)
-    EXB27FR: YN = var("HLA-B27-associated disease in a first-degree relative", "yn", required=True)
-    EXRF: YN = var("IgM rheumatoid factor positive twice >= 3 months apart", "yn", required=True)
+    EXPSO: YN = var("Psoriasis in patient or first-degree relative", "yn", short_label="Psoriasis in patient or 1st-degree rel.", required=True)
+    EXB27: YN = var("HLA-B27-positive male, arthritis after 6th birthday", "yn", short_label="HLA-B27+ male, arthritis after age 6", required=True)
+    EXB27FR: YN = var("HLA-B27-associated disease in a first-degree relative", "yn", short_label="HLA-B27 disease in 1st-degree relative", required=True)
+    EXRF: YN = var("IgM rheumatoid factor positive twice >= 3 months apart", "yn", short_label="IgM RF positive twice >= 3 months apart", required=True)
     AMYLOID: YN = var("Renal amyloidosis", "yn", required=True)
     MASLDAT: PDate = var("Date of the latest MAS episode", "pdate")
 
@@ -160,13 +160,13 @@ class CORE(Record):
 
     VISIT: Char = var("Visit", "char", required=True, codelist=CL["VISIT"])
     CSDAT: Date = var("Assessment date", "date", required=True)
-    PHGA: Num = var("Physician global assessment of disease activity (0-10 VAS)", "num",
+    PHGA: Num = var("Physician global assessment of disease activity (0-10 VAS)", "num", short_label="Physician global assessment (0-10)",
                     min=0, max=10, decimals=1)
-    PAGA: Num = var("Parent/patient global assessment of well-being (0-10 VAS)", "num",
+    PAGA: Num = var("Parent/patient global assessment of well-being (0-10 VAS)", "num", short_label="Parent/patient global assessment (0-10)",
                     min=0, max=10, decimals=1)
-    PTGH: Int = var("Patient global health (0-100 mm; adults, for DAS28)", "int", unit="mm",
+    PTGH: Int = var("Patient global health (0-100 mm; adults, for DAS28)", "int", short_label="Patient global health (0-100 mm)", unit="mm",
                     min=0, max=100, required_if="required for ADULT subjects (a rule checks it)")
-    JADONE: YN = var("Joint examination done (abnormal joints recorded in JA)", "yn", required=True)
+    JADONE: YN = var("Joint examination done (abnormal joints recorded in JA)", "yn", short_label="Joint examination done", required=True)
     FEVER: YN = var("Fever at the visit", "yn", required=True)
     RASH: YN = var("Evanescent rash at the visit", "yn", required=True)
     LYMPH: YN = var("Generalised lymphadenopathy at the visit", "yn", required=True)
@@ -195,8 +195,8 @@ class JA(Record):
                     "keys": ["SUBJID", "VISIT", "JOINT"]}
 
 
-def _chaq_item(label: str) -> object:
-    return var(label, "int", min=0, max=3,
+def _chaq_item(label: str, short_label: str | None = None) -> object:
+    return var(label, "int", min=0, max=3, short_label=short_label,
                description="0 without difficulty, 1 some, 2 much, 3 unable; NA = not applicable")
 
 
@@ -206,11 +206,13 @@ class CHAQ(Record):
     VISIT: Char = var("Visit", "char", required=True, codelist=CL["VISIT"])
     QSDAT: Date = var("Questionnaire date", "date", required=True)
     QSVER: Char = var("Questionnaire version", "char", required=True, codelist=CL["QSVER"])
-    DRESS1: Int = _chaq_item("Dressing: dress yourself, including shoelaces and buttons")
+    DRESS1: Int = _chaq_item("Dressing: dress yourself, including shoelaces and buttons",
+                        "Dressing: dress yourself")
     DRESS2: Int = _chaq_item("Dressing: shampoo your hair")
     DRESS3: Int = _chaq_item("Dressing: remove socks")
     DRESS4: Int = _chaq_item("Dressing: cut fingernails")
-    ARISE1: Int = _chaq_item("Arising: stand up from a low chair or floor")
+    ARISE1: Int = _chaq_item("Arising: stand up from a low chair or floor",
+                        "Arising: stand up from low chair/floor")
     ARISE2: Int = _chaq_item("Arising: get in and out of bed or crib")
     EAT1: Int = _chaq_item("Eating: cut your own meat")
     EAT2: Int = _chaq_item("Eating: lift a cup or glass to mouth")
@@ -219,20 +221,28 @@ class CHAQ(Record):
     WALK2: Int = _chaq_item("Walking: climb up five steps")
     HYG1: Int = _chaq_item("Hygiene: wash and dry entire body")
     HYG2: Int = _chaq_item("Hygiene: take a tub bath")
-    HYG3: Int = _chaq_item("Hygiene: get on and off the toilet or potty chair")
+    HYG3: Int = _chaq_item("Hygiene: get on and off the toilet or potty chair",
+                        "Hygiene: get on and off the toilet")
     HYG4: Int = _chaq_item("Hygiene: brush teeth")
     HYG5: Int = _chaq_item("Hygiene: comb or brush hair")
-    REACH1: Int = _chaq_item("Reach: reach and get down a heavy object above the head")
-    REACH2: Int = _chaq_item("Reach: bend down to pick up clothing from the floor")
+    REACH1: Int = _chaq_item("Reach: reach and get down a heavy object above the head",
+                        "Reach: heavy object above the head")
+    REACH2: Int = _chaq_item("Reach: bend down to pick up clothing from the floor",
+                        "Reach: pick up clothing from the floor")
     REACH3: Int = _chaq_item("Reach: pull on a sweater over the head")
-    REACH4: Int = _chaq_item("Reach: turn neck to look back over shoulder")
-    GRIP1: Int = _chaq_item("Grip: write or scribble with a pen or pencil")
+    REACH4: Int = _chaq_item("Reach: turn neck to look back over shoulder",
+                        "Reach: look back over shoulder")
+    GRIP1: Int = _chaq_item("Grip: write or scribble with a pen or pencil",
+                        "Grip: write or scribble with a pen")
     GRIP2: Int = _chaq_item("Grip: open car doors")
-    GRIP3: Int = _chaq_item("Grip: open jars which have been previously opened")
+    GRIP3: Int = _chaq_item("Grip: open jars which have been previously opened",
+                        "Grip: open previously opened jars")
     GRIP4: Int = _chaq_item("Grip: turn faucets on and off")
-    GRIP5: Int = _chaq_item("Grip: push open a door by turning a door knob")
+    GRIP5: Int = _chaq_item("Grip: push open a door by turning a door knob",
+                        "Grip: open a door by turning the knob")
     ACT1: Int = _chaq_item("Activities: run errands and shop")
-    ACT2: Int = _chaq_item("Activities: get in and out of a car or toy car or school bus")
+    ACT2: Int = _chaq_item("Activities: get in and out of a car or toy car or school bus",
+                        "Activities: get in and out of a car")
     ACT3: Int = _chaq_item("Activities: ride a bike or tricycle")
     ACT4: Int = _chaq_item("Activities: do household chores")
     ACT5: Int = _chaq_item("Activities: run and play")
@@ -248,6 +258,7 @@ class CHAQ(Record):
 
     class Config:
         metadata = {"form": "CHAQ", "label": "Childhood (or adult) Health Assessment Questionnaire",
+                    "short_label": "CHAQ/HAQ questionnaire",
                     "structure": "one row per subject and assessment visit",
                     "keys": ["SUBJID", "VISIT"]}
 
@@ -287,8 +298,8 @@ class LB(Record):
     LBSTAT: Char = var("Test status (ND = not done)", "char", codelist=CL["LBSTAT"])
     LBSTRESN: Num = var("Result in standard unit", "num", derived=True)
     LBSTRESU: Char = var("Standard unit", "char", derived=True)
-    LBSTNRLO: Num = var("Normal range lower limit in standard unit", "num", derived=True)
-    LBSTNRHI: Num = var("Normal range upper limit in standard unit", "num", derived=True)
+    LBSTNRLO: Num = var("Normal range lower limit in standard unit", "num", short_label="Normal range lower limit, std unit", derived=True)
+    LBSTNRHI: Num = var("Normal range upper limit in standard unit", "num", short_label="Normal range upper limit, std unit", derived=True)
 
     @pa.dataframe_check(name="required:LBORRES")
     def _lborres(cls, df: pd.DataFrame) -> pd.Series:
@@ -320,7 +331,7 @@ class EX(Record):
                         required_if="required unless the period is ongoing (the subject's last period)")
     EXDOSE: Num = var("Daily dose", "num", required=True, unit="mg/day", min=0, max=200)
     KITNO: Char = var("Kit number", "char", required=True)
-    EXMISS: Int = var("Number of missed daily doses in the period", "int", required=True, min=0)
+    EXMISS: Int = var("Number of missed daily doses in the period", "int", short_label="Missed daily doses in the period", required=True, min=0)
     EXADJ: Char = var("Reason the dose changed", "char", codelist=CL["EXADJ"])
 
     class Config:
@@ -358,8 +369,8 @@ class AE(Record):
     AESER: YN = var("Serious", "yn", required=True)
     AESDTH: YN = var("Serious: results in death", "yn")
     AESLIFE: YN = var("Serious: life-threatening", "yn")
-    AESHOSP: YN = var("Serious: requires or prolongs hospitalisation", "yn")
-    AESDISAB: YN = var("Serious: persistent or significant disability", "yn")
+    AESHOSP: YN = var("Serious: requires or prolongs hospitalisation", "yn", short_label="Serious: hospitalisation")
+    AESDISAB: YN = var("Serious: persistent or significant disability", "yn", short_label="Serious: disability")
     AESCONG: YN = var("Serious: congenital anomaly", "yn")
     AESMIE: YN = var("Serious: other medically important event", "yn")
     AEREL: Char = var("Related to study drug", "char", codelist=CL["AEREL"])

@@ -24,9 +24,11 @@ from trialkit import __version__
 # name -> (module under trialkit.commands, one-line description shown by --help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "dictionary": ("dictionary", "Write the data dictionary (xlsx, csv, json or md)."),
+    "freeze": ("freeze", "Record a named, immutable snapshot of the current data (e.g. a database lock)."),
     "init": ("init", "Create a workspace: the submissions ledger and the raw-upload archive."),
-    "inspect": ("inspect", "Show what a file holds: format, sheets, columns, forms, file problems."),
+    "inspect": ("inspect", "Show what FILE holds: format, encoding, sheets or dataset, columns, forms, file problems."),
     "log": ("log", "Show submissions per site and the audit trail."),
+    "pool": ("pool", "Pool every site's current accepted data into analysis datasets."),
     "queries": ("queries", "List open and resolved queries with their age; read back a site's answers."),
     "submit": ("submit", "Import, validate and record a site's upload in the ledger."),
     "template": ("template", "Write the site upload workbook (one sheet per form)."),

@@ -125,6 +125,7 @@ def var(
     pdate_formats: Iterable[str] = ("YYYY", "YYYY-MM", "YYYY-MM-DD"),
     unique: bool = False,
     derived: bool = False,
+    short_label: str | None = None,
     description: str | None = None,
 ) -> Any:
     """A CRF variable as a pandera ``Field``.
@@ -138,6 +139,8 @@ def var(
     - ``codelist``: allowed codes (``isin``); ``min``/``max``: inclusive range after unit
       conversion; ``decimals``: at most that many decimals; ``pdate_formats``: allowed shapes of a
       partial date.
+    - ``short_label``: the label in SAS transport files (at most 40 bytes, ASCII); required when
+      ``label`` is longer, so no export ever truncates a label silently.
     - ``derived``: filled by trialkit on import (e.g. a lab result in the standard unit), never
       typed by a site, so it is left out of upload templates.
 
@@ -174,6 +177,7 @@ def var(
         "decimals": decimals,
         "pdate_formats": list(formats) if type == "pdate" else None,
         "derived": derived,
+        "short_label": short_label,
     }
     return pa.Field(
         nullable=not required,

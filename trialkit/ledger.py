@@ -772,6 +772,45 @@ class Workspace:
             for r in rows
         ]
 
+    def record_event(self, action: str, *, operator: str | None = None, site: str | None = None,
+                     detail: dict[str, Any] | None = None) -> int:
+        """Append one line to the audit trail (e.g. ``pool``, ``unblind``, ``freeze``); returns its seq."""
+        with self._transaction() as connection:
+            _audit(connection, _utc_text(), operator or default_operator(), action, site, None, detail or {})
+            return int(connection.execute("SELECT max(seq) FROM audit").fetchone()[0])
+
+    def freeze(self, label: str, *, operator: str | None = None) -> dict[str, Any]:
+        """Record a named, immutable snapshot of every site's current submission.
+
+        The snapshot is an audit line (``freeze``), so nothing can change or delete it; a label can be
+        used once. Returns ``{"label", "submissions": {site: id}, "at"}``.
+        """
+        label = label.strip()
+        if not label or not all(ch.isalnum() or ch in "-_." for ch in label):
+            raise UsageError(f"freeze label {label!r}: use letters, digits, '-', '_' or '.'")
+        with self._transaction() as connection:
+            for row in connection.execute("SELECT detail FROM audit WHERE action = 'freeze'"):
+                if json.loads(row["detail"]).get("label") == label:
+                    raise UsageError(f"a freeze called {label!r} already exists; choose another label")
+            rows = connection.execute(
+                "SELECT site, submission_id FROM current ORDER BY site"
+            ).fetchall()
+            if not rows:
+                raise UsageError("nothing to freeze: no site has accepted data yet (trialkit submit)")
+            snapshot = {r["site"]: int(r["submission_id"]) for r in rows}
+            at = _utc_text()
+            _audit(connection, at, operator or default_operator(), "freeze", None, None,
+                   {"label": label, "submissions": snapshot})
+        return {"label": label, "submissions": snapshot, "at": at}
+
+    def frozen_submissions(self, label: str) -> dict[str, Submission]:
+        """The submissions of the freeze called ``label``, by site."""
+        for entry in self.audit():
+            if entry["action"] == "freeze" and entry["detail"].get("label") == label:
+                return {site: self.submission(int(sid)) for site, sid in entry["detail"]["submissions"].items()}
+        known = [e["detail"].get("label") for e in self.audit() if e["action"] == "freeze"]
+        raise UsageError(f"no freeze called {label!r}; known: {', '.join(known) or 'none'}")
+
     # -- queries --------------------------------------------------------------------------------
 
     def _query_rows(self, site: str | None, status: str | None) -> list[sqlite3.Row]:

@@ -58,6 +58,12 @@ class Variable:
     pdate_formats: tuple[str, ...] | None = None
     derived: bool = False
     description: str | None = None
+    short_label: str | None = None
+
+    @property
+    def export_label(self) -> str:
+        """The label for datasets with a 40-byte label limit (SAS transport): ``short_label`` or ``label``."""
+        return self.short_label or self.label
 
     @property
     def rule_text(self) -> str:
@@ -97,6 +103,12 @@ class Form:
     keys: tuple[str, ...]
     variables: tuple[Variable, ...]
     model: Any = field(repr=False, compare=False)
+    short_label: str | None = None
+
+    @property
+    def export_label(self) -> str:
+        """The dataset label within SAS transport's 40 bytes."""
+        return self.short_label or self.label
 
     @property
     def variable_names(self) -> list[str]:
@@ -428,8 +440,15 @@ def _form_from_model(path: Path, model: Any, codelists: dict[str, Any]) -> Form:
                 pdate_formats=tuple(info["pdate_formats"]) if info.get("pdate_formats") else None,
                 derived=bool(info.get("derived")),
                 description=column.description,
+                short_label=info.get("short_label"),
             )
         )
+        export_label = variables[-1].export_label
+        if len(export_label.encode("utf-8")) > 40 or not export_label.isascii():
+            raise StudyDefinitionError(
+                f"{path}: {code}.{name}: label {export_label!r} is longer than 40 bytes or not ASCII; "
+                "give var(..., short_label=...) of at most 40 ASCII characters for SAS transport files"
+            )
     names = {v.name for v in variables}
     keys = tuple(form_meta.get("keys") or ())
     if not keys:
@@ -444,6 +463,7 @@ def _form_from_model(path: Path, model: Any, codelists: dict[str, Any]) -> Form:
         keys=keys,
         variables=tuple(variables),
         model=model,
+        short_label=form_meta.get("short_label"),
     )
 
 

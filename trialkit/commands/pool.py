@@ -1,0 +1,61 @@
+"""``trialkit pool``: the pooled forms and analysis datasets of all sites, with a manifest."""
+
+from __future__ import annotations
+
+import click
+
+from trialkit.commands.options import load, quiet_option, study_option
+from trialkit.commands.workspace_options import operator_option, workspace_option
+
+FORMAT_CHOICES = ("parquet", "csv", "xpt", "sav", "dta")
+
+
+def _formats(value: str) -> list[str]:
+    chosen = [part.strip().lower() for part in value.split(",") if part.strip()]
+    unknown = [f for f in chosen if f not in FORMAT_CHOICES]
+    if unknown or not chosen:
+        raise click.BadParameter(
+            f"unknown format(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(FORMAT_CHOICES)}",
+            param_hint="-f/--formats",
+        )
+    return chosen
+
+
+@click.command(name="pool")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Output folder (default: WORKSPACE/pooled, or WORKSPACE/pooled-LABEL with --freeze).")
+@click.option("-f", "--formats", default="parquet,csv", show_default=True,
+              help="Comma-separated: parquet, csv, xpt, sav, dta.")
+@click.option("--unblind", "randlist", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="The unblinded randomization list (CSV with RANDNO,ARM): adds ARM to ADSL; recorded in the audit log.")
+@click.option("--freeze", "freeze_label", default=None, metavar="LABEL",
+              help="Rebuild the snapshot recorded by `trialkit freeze --label LABEL` instead of the current data.")
+@operator_option
+@workspace_option
+@study_option
+@quiet_option
+def command(out_dir, formats, randlist, freeze_label, operator, workspace, study_path, quiet) -> None:
+    """Pool every site's current accepted data into analysis datasets.
+
+    Re-imports each site's current accepted submission from the archive, stacks the forms, derives
+    ADSL, ADEFF and ADAE, and writes them atomically with codebooks and a manifest.json naming every
+    input (site, submission, sha256) and every output's sha256. Rebuilding from the same inputs
+    gives byte-identical files. Without --unblind no output holds the arm.
+    """
+    from pathlib import Path
+
+    from trialkit.ledger import open_workspace
+    from trialkit.pool import pool
+
+    chosen = _formats(formats)
+    study = load(study_path)
+    ws = open_workspace(workspace)
+    target = Path(out_dir) if out_dir else ws.path / (f"pooled-{freeze_label}" if freeze_label else "pooled")
+    manifest = pool(ws, study, target, formats=chosen, randlist=randlist, freeze=freeze_label, operator=operator)
+    sites = ", ".join(f"{i['site']}#{i['submission']}" for i in manifest.get("inputs", []))
+    click.echo(str(target))
+    if not quiet:
+        n_files = len(manifest.get("files", {}))
+        click.echo(f"pooled {sites} into {target} ({n_files} files, manifest.json)"
+                   + (" — UNBLINDED" if randlist else ""), err=True)
+
