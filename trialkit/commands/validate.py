@@ -154,7 +154,7 @@ def finding_line(finding) -> str:
     parts = []
     if finding.row is not None:
         parts.append(f"row {finding.row}")
-    elif finding.file:
+    elif finding.file and Path(finding.file).name not in finding.message:
         parts.append(Path(finding.file).name)
     parts.extend(p for p in (finding.form, finding.subject, finding.visit, finding.variable) if p)
     where = " · ".join(parts)
