@@ -153,6 +153,18 @@ def test_submission_with_an_error_is_rejected_and_current_unchanged(ws, files):
         (1, "accepted", True), (2, "rejected", False)]
 
 
+def test_protocol_deviations_do_not_block_acceptance_but_stay_queries(ws, files):
+    # A major deviation (error) in otherwise correct data: accepted and current, and still a query.
+    data = upload(files, "site01.csv", "ok\n")
+    sub = ws.submit([data], "01", report(finding("Q-PD", category="deviation")), now=DAY1)
+    assert (sub.status, sub.is_current, sub.counts["error"]) == ("accepted", True, 1)
+    assert [q["query_id"] for q in ws.queries(site="01", status="open")] == ["Q-PD"]
+    # The same deviation next to a real data error: the data error rejects.
+    both = upload(files, "site01-v2.csv", "ok2\n")
+    sub = ws.submit([both], "01", report(finding("Q-PD", category="deviation"), finding("Q-2")), now=DAY8)
+    assert sub.status == "rejected"
+
+
 def test_warnings_hold_a_submission_until_acknowledged(ws, files):
     path = upload(files, "warn.csv", "w\n")
     held = ws.submit([path], "01", report(finding("Q-W", "warning")), now=DAY1)

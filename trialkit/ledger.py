@@ -20,6 +20,10 @@ Statuses: a submission with any error is ``rejected``; one with warnings that we
 is ``held`` (recorded, its queries tracked, but not the site's current data — re-submit the same
 files with ``accept_warnings=True``); a clean one is ``accepted`` and one whose warnings were
 acknowledged is ``accepted-with-warnings``. Both accepted statuses make it the site's current data.
+Protocol deviations (category ``deviation``) do not decide the status: correct data that shows a
+deviation is accepted, and the deviation stays a query for the site (see :func:`blocking_counts`).
+An upload with privacy findings (direct identifiers) is refused before anything is archived
+(:class:`PrivacyRefused`); only an audit line records that it came.
 
 Nothing in this module prints or imports click: it raises :class:`~trialkit.errors.TrialkitError`
 for "could not run" and :class:`~trialkit.errors.UsageError` for a wrong call (unknown site, ...).
@@ -411,6 +415,10 @@ def open_workspace(path: str | os.PathLike[str] | None = None) -> Workspace:
 # The workspace
 
 
+class PrivacyRefused(TrialkitError):
+    """An upload that holds direct identifiers: refused before anything is archived or recorded."""
+
+
 class Workspace:
     """An open workspace. Each call opens its own short SQLite connection, so a Workspace is cheap
     and safe to use from several processes at once (writers queue on ``BEGIN IMMEDIATE``)."""
@@ -589,6 +597,22 @@ class Workspace:
         at = _utc_text(now)
 
         files = self._hash_inputs(paths, report)
+        privacy = [f for f in report.findings if f.category == Category.PRIVACY]
+        if privacy:
+            # Direct identifiers never reach the ledger or the archive: nothing is stored but an
+            # audit line with the file hashes and the kinds of problem (no values).
+            with self._transaction() as connection:
+                _audit(connection, at, operator, "refused-privacy", site, None, {
+                    "files": [{"name": f["name"], "sha256": f["sha256"]} for f in files],
+                    "codes": sorted({f.code for f in privacy}),
+                    "findings": len(privacy),
+                })
+            raise PrivacyRefused(
+                f"upload refused for site {site}: {len(privacy)} privacy finding(s) "
+                f"({', '.join(sorted({f.code for f in privacy}))}) — it looks like it holds direct "
+                "identifiers; nothing was archived or recorded except an audit line. Remove the "
+                "identifying columns or values and send the upload again."
+            )
         archived = [
             SubmissionFile(
                 sha256=f["sha256"], size=f["size"], original_name=f["name"], format=f["format"],
@@ -598,9 +622,10 @@ class Workspace:
         ]
         content_key = hashlib.sha256("\n".join(sorted(f.sha256 for f in archived)).encode()).hexdigest()
         counts = report.counts()
-        if counts["error"]:
+        blocking = blocking_counts(report)
+        if blocking["error"]:
             status = REJECTED
-        elif counts["warning"]:
+        elif blocking["warning"]:
             status = ACCEPTED_WITH_WARNINGS if accept_warnings else HELD
         else:
             status = ACCEPTED
@@ -921,6 +946,21 @@ class Workspace:
 
 # ------------------------------------------------------------------------------------------------
 # Helpers
+
+
+def blocking_counts(report: Report) -> dict[str, int]:
+    """Errors and warnings that decide a submission's status.
+
+    Protocol deviations are facts about how the trial was run, not mistakes in the upload: correct
+    data showing a deviation must still be accepted (the deviation is tracked as a query for the
+    site to confirm, and pooled so that it takes the subject out of the per-protocol population).
+    Every other error rejects; every other warning holds until acknowledged.
+    """
+    counts = {"error": 0, "warning": 0}
+    for finding in report.findings:
+        if finding.category != Category.DEVIATION and finding.severity.value in counts:
+            counts[finding.severity.value] += 1
+    return counts
 
 
 def _replace(submission: Submission, **changes: Any) -> Submission:

@@ -82,8 +82,9 @@ def safe_text(value: Any) -> Any:
         return value
     value = _ILLEGAL.sub("", value)
     if value.startswith(FORMULA_START):
-        return "'" + value
-    return value
+        value = "'" + value
+    # A bare CR is a row break to Excel but not to csv.writer's quoting: make it a quoted LF.
+    return value.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _set_text(cell: Any, value: Any) -> None:

@@ -617,6 +617,15 @@ def validate(
     findings.extend(rule_findings)
     checks.extend(rule_runs)
 
+    # Direct identifiers: privacy errors (so the ledger rejects the upload), and the identifier
+    # masked in every finding that quotes it.
+    from trialkit.privacy import identifier_findings, mask_identifiers
+
+    privacy = identifier_findings(study, import_result)
+    if site is not None:
+        privacy = [replace(f, site=site) for f in privacy]
+    findings = mask_identifiers(findings + privacy, privacy)
+
     findings.sort(key=_sort_key)
     report = Report(
         findings=findings,

@@ -105,12 +105,21 @@ def render_text(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _neutralise(value: Any) -> Any:
-    """Keep a spreadsheet from running a value typed by a site as a formula."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "@", "\t", "\r", "-"):
-        if value[:1] == "-" and value[1:2].isdigit():
-            return value
-        return "'" + value
-    return value
+    """Keep a spreadsheet from running a value typed by a site as a formula (``-2+3`` included; only
+    a plain negative number such as ``-3.5`` passes); a bare CR becomes a quoted line feed."""
+    if not isinstance(value, str):
+        return value
+    if value[:1] in ("=", "+", "@", "\t", "\r", "-") and not _is_number(value):
+        value = "'" + value
+    return value.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def render_csv(rows: list[dict[str, Any]]) -> str:

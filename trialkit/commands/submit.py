@@ -36,13 +36,15 @@ def command(files: tuple[str, ...], site: str, note: str | None, operator: str |
 
     Every FILE is archived unchanged. Errors make the submission rejected; warnings hold it until
     they are acknowledged with --accept-warnings; a clean or acknowledged submission becomes the
-    site's current data. The site's queries are updated: new, still open or resolved. The same
+    site's current data. Protocol deviations are queries for the site but do not block acceptance.
+    An upload holding direct identifiers is refused before anything is archived. The site's queries are updated: new, still open or resolved. The same
     files submitted again are recognised and nothing is recorded.
 
     Exit code 0 accepted, 1 rejected or held, 2 usage error, 3 could not complete.
     """
     from trialkit.importers.reader import import_files
-    from trialkit.ledger import open_workspace
+    from trialkit.commands.validate import finding_line
+    from trialkit.ledger import PrivacyRefused, open_workspace
     from trialkit.validate import validate
 
     study = load(study_path)
@@ -56,9 +58,16 @@ def command(files: tuple[str, ...], site: str, note: str | None, operator: str |
     imported = import_files(list(files), study, site=site)
     report = validate(study, imported, site=site, data_cut=data_cut.date() if data_cut else None)
     stamps = sorted({str(f["stamp"]) for f in imported.files if f.get("stamp")})
-    submission = ws.submit(list(files), site, report, operator=operator, note=note,
-                           accept_warnings=accept_warnings, study=study,
-                           template_stamp="; ".join(stamps) or None)
+    try:
+        submission = ws.submit(list(files), site, report, operator=operator, note=note,
+                               accept_warnings=accept_warnings, study=study,
+                               template_stamp="; ".join(stamps) or None)
+    except PrivacyRefused as refused:
+        for finding in report.findings:
+            if finding.category.value == "privacy":
+                click.echo(finding_line(finding))
+        click.echo(f"Error: {refused}", err=True)
+        raise SystemExit(1) from None
 
     changes = submission.queries
     if output_format == "json":

@@ -18,9 +18,17 @@ import pandas as pd
 
 from trialkit.findings import Severity
 from trialkit.importers.detect import FileRead, RawTable
+from trialkit.importers.limits import Limits, file_size_finding, limit_finding, longest_line_in_file
 
-MAX_CSV_BYTES = 200 * 1024 * 1024
+MAX_CSV_BYTES = Limits().max_file_bytes  # the default; the enforced value comes from ``Limits``
 DELIMITERS = ",;\t|"
+
+
+def column_ref(index: int) -> str:
+    """Spreadsheet column letters of a 0-based column index (as the site sees the CSV in Excel)."""
+    from trialkit.importers.limits import column_letters
+
+    return column_letters(index)
 
 
 def decode_bytes(data: bytes) -> tuple[str | None, str | None, str | None]:
@@ -53,13 +61,29 @@ def sniff_delimiter(text: str) -> str:
         return best if counts[best] else ","
 
 
-def read_csv(path: str | Path) -> FileRead:
-    """Read a delimited text file into one :class:`RawTable` of text cells."""
+def read_csv(path: str | Path, *, limits: Limits | None = None) -> FileRead:
+    """Read a delimited text file into one :class:`RawTable` of text cells.
+
+    Refused with one ``file`` finding (see :mod:`trialkit.importers.limits`): a file over
+    ``max_file_bytes``, a line over ``max_line_bytes``, more than ``max_rows`` lines or
+    ``max_columns`` fields, a cell over ``max_string_length`` characters.
+    """
     path = Path(path)
+    limits = limits or Limits.from_env()
     result = FileRead(path=str(path), format="csv")
-    size = path.stat().st_size
-    if size > MAX_CSV_BYTES:
-        result.fail("IMP-FILE-TOO-LARGE", f"{path}: {size} bytes is more than trialkit accepts; split the file")
+    too_large = file_size_finding(path, limits)
+    if too_large is not None:
+        result.findings.append(too_large)
+        return result
+    widest, lines = longest_line_in_file(path)  # streamed: a refused file is never loaded whole
+    if widest > limits.max_line_bytes:
+        result.findings.append(limit_finding(path, "IMP-LIMIT-LINE", limits, "max_line_bytes", widest,
+                                             f"a line is {widest:,} bytes long", "Check that this is a "
+                                             "CSV export of the form; a record line is never this long."))
+        return result
+    if lines > limits.max_rows:
+        result.findings.append(limit_finding(path, "IMP-LIMIT-ROWS", limits, "max_rows", lines,
+                                             f"the file has {lines:,} lines", "Split the upload."))
         return result
     data = path.read_bytes()
     text, encoding, problem = decode_bytes(data)
@@ -84,7 +108,23 @@ def read_csv(path: str | Path) -> FileRead:
                     f"{delimiter!r} ({exc}); check the row named and that every row has as many fields "
                     "as the header")
         return result
+    if len(frame.columns) > limits.max_columns:
+        result.findings.append(limit_finding(path, "IMP-LIMIT-COLUMNS", limits, "max_columns",
+                                             len(frame.columns), f"the header has {len(frame.columns):,} "
+                                             "fields", "Delete the unused columns."))
+        return result
     frame.index = pd.RangeIndex(2, len(frame) + 2)
+    if widest > limits.max_string_length:  # only then can a cell be too long
+        for position, column in enumerate(frame.columns):
+            lengths = frame[column].str.len()
+            if len(lengths) and lengths.max() > limits.max_string_length:
+                row = int(lengths.idxmax())
+                ref = f"{column_ref(position)}{row}"
+                result.findings.append(limit_finding(
+                    path, "IMP-LIMIT-STRING", limits, "max_string_length", int(lengths.max()),
+                    f"cell {ref} (line {row}, column {str(column)[:40]!r}) holds {int(lengths.max()):,} "
+                    "characters of text", f"Shorten the text in line {row}."))
+                return result
     blank = (frame == "").all(axis=1)
     frame = frame[~blank]
     columns = [str(c) for c in frame.columns]

@@ -31,6 +31,7 @@ format              how it is recognised
 from __future__ import annotations
 
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,12 +199,16 @@ def _detect_zip(path: Path) -> Detected:
             names = {name.replace("\\", "/").lstrip("/"): name for name in archive.namelist()}
             if "[Content_Types].xml" not in names:
                 return Detected("zip", detail="no [Content_Types].xml")
-            types = archive.read(names["[Content_Types].xml"])[:200_000]
+            # Bounded reads: a part may be a zip bomb (checked later, from the directory).
+            with archive.open(names["[Content_Types].xml"]) as stream:
+                types = stream.read(200_000)
             workbook_name = next((n for n in names if n.lower() == "xl/workbook.xml"), None)
             strict = False
             if workbook_name is not None:
-                strict = STRICT_NS in archive.read(names[workbook_name])[:4096]
-    except (zipfile.BadZipFile, OSError, KeyError) as exc:
+                with archive.open(names[workbook_name]) as stream:
+                    strict = STRICT_NS in stream.read(4096)
+    except (zipfile.BadZipFile, OSError, KeyError, EOFError, ValueError, NotImplementedError, RuntimeError,
+            zlib.error) as exc:  # damaged or encrypted parts
         return Detected("zip", detail=f"broken zip: {exc}")
     if b"macroEnabled" in types:
         return Detected("xlsm", strict=strict)

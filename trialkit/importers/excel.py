@@ -23,10 +23,20 @@ import pandas as pd
 
 from trialkit.findings import Severity
 from trialkit.importers.detect import FileRead, RawTable
+from trialkit.importers.limits import (
+    Limits,
+    TextRuns,
+    file_size_finding,
+    limit_finding,
+    long_string_cell,
+    longest_text_run,
+    preflight_ooxml,
+)
 
-MAX_FILE_BYTES = 200 * 1024 * 1024  # a site upload larger than this is refused
-MAX_PART_BYTES = 1024 * 1024 * 1024  # uncompressed size of one XML part (zip bomb guard)
-MAX_CELLS = 20_000_000
+# Module defaults kept for callers that import them; the enforced values come from ``Limits``.
+MAX_FILE_BYTES = Limits().max_file_bytes
+MAX_PART_BYTES = Limits().max_uncompressed_bytes
+MAX_CELLS = Limits().max_cells
 
 STAMP_SHEET = "_trialkit"
 
@@ -38,27 +48,39 @@ _REL_TAG = re.compile(rb"<(?:\w+:)?Relationship\s[^>]*>")
 _ATTR = re.compile(rb"([\w:]+)\s*=\s*[\"']([^\"']*)[\"']")
 
 
-def read_excel(path: str | Path, fmt: str, *, strict: bool = False) -> FileRead:
-    """Read every sheet of a workbook; problems become ``file`` findings on the result."""
+def read_excel(path: str | Path, fmt: str, *, strict: bool = False, limits: Limits | None = None) -> FileRead:
+    """Read every sheet of a workbook; problems become ``file`` findings on the result.
+
+    xlsx/xlsm first pass :func:`~trialkit.importers.limits.preflight_ooxml` (zip bomb, entities,
+    dimension claims); a refusal is one ``file`` error and calamine never opens the file.
+    """
     import python_calamine as pc
 
+    limits = limits or Limits.from_env()
     result = FileRead(path=str(path), format=fmt)
-    size = Path(path).stat().st_size
-    if size > MAX_FILE_BYTES:
-        result.fail("IMP-FILE-TOO-LARGE", f"{path}: {size} bytes is larger than the {MAX_FILE_BYTES} bytes "
-                    "trialkit accepts; split the workbook and upload the parts")
+    too_large = file_size_finding(path, limits)
+    if too_large is not None:
+        result.findings.append(too_large)
         return result
+    if fmt in ("xlsx", "xlsm"):
+        checked = preflight_ooxml(path, limits)
+        result.findings.extend(checked)
+        if any(f.severity == Severity.ERROR for f in checked):
+            return result
     if strict:
         result.fail("IMP-STRICT-OOXML", f"{path}: a Strict Open XML workbook; read with calamine (openpyxl "
                     "and several other tools cannot read it). Save as a normal .xlsx to be safe.",
                     severity=Severity.INFO)
     error_cells: dict[str, list[tuple[int, int, str, str]]] = {}
+    runs: dict[str, int] = {}  # longest text run per sheet (and "" for shared strings)
     if fmt in ("xlsx", "xlsm"):
         try:
-            result.date_system, error_cells = _scan_ooxml(Path(path))
+            result.date_system, error_cells = _scan_ooxml(Path(path), limits, runs)
         except _TooLarge as exc:
-            result.fail("IMP-FILE-TOO-LARGE", f"{path}: {exc}; a real upload is never this large, "
-                        "check that the file is the intended workbook")
+            result.findings.append(limit_finding(
+                path, "IMP-LIMIT-UNCOMPRESSED", limits, "max_uncompressed_bytes", exc.args[1],
+                str(exc.args[0]), "Check that this is the intended workbook; open it in Excel, save it "
+                "again and upload the new file."))
             return result
         except (zipfile.BadZipFile, OSError, KeyError) as exc:
             result.fail("IMP-FILE-CORRUPT", f"{path}: the workbook package is damaged ({exc}); open it in "
@@ -92,10 +114,17 @@ def read_excel(path: str | Path, fmt: str, *, strict: bool = False) -> FileRead:
                                 f"({type(exc).__name__}: {exc}); re-save the workbook in Excel",
                                 sheet=meta.name)
                     continue
-            cells += sum(len(r) for r in rows[:1]) * len(rows)
-            if cells > MAX_CELLS:
-                result.fail("IMP-FILE-TOO-LARGE", f"{path}: more than {MAX_CELLS} cells; split the upload",
-                            sheet=meta.name)
+            refusal = _shape_finding(path, meta.name, rows, limits)
+            cells += max((len(r) for r in rows[:1]), default=0) * len(rows)
+            if refusal is None and cells > limits.max_cells:
+                refusal = limit_finding(path, "IMP-LIMIT-CELLS", limits, "max_cells", cells,
+                                        f"the workbook holds {cells:,} cells", "Split the upload.",
+                                        sheet=meta.name)
+            if refusal is None and max(runs.get(meta.name, 0), runs.get("", 0)) > limits.max_string_length:
+                refusal = _long_string_finding(path, meta.name, rows, limits)
+            if refusal is not None:
+                result.findings.append(refusal)
+                result.tables.clear()
                 return result
             table = rows_to_table(meta.name, rows, error_cells.get(meta.name, []))
             table.visibility = visibility
@@ -201,21 +230,55 @@ def _read_stamp(workbook: Any, sheet: str) -> str | None:
     return None
 
 
+def _shape_finding(path: str | Path, sheet: str, rows: list[list[Any]], limits: Limits) -> Any:
+    """A refusal when a sheet as read has more rows or columns than the limits allow."""
+    if len(rows) > limits.max_rows:
+        return limit_finding(path, "IMP-LIMIT-ROWS", limits, "max_rows", len(rows),
+                             f"sheet {sheet!r} has {len(rows):,} rows", "Split the upload.", sheet=sheet)
+    width = max((len(r) for r in rows[:1]), default=0)
+    if width > limits.max_columns:
+        return limit_finding(path, "IMP-LIMIT-COLUMNS", limits, "max_columns", width,
+                             f"sheet {sheet!r} has {width:,} columns", "Delete the unused columns.", sheet=sheet)
+    return None
+
+
+def _long_string_finding(path: str | Path, sheet: str, rows: list[list[Any]], limits: Limits) -> Any:
+    """A refusal naming the first cell whose text is longer than ``max_string_length``."""
+    found = long_string_cell(rows, limits.max_string_length)
+    if found is None:
+        return None
+    ref, length = found
+    return limit_finding(path, "IMP-LIMIT-STRING", limits, "max_string_length", length,
+                         f"cell {sheet}!{ref} holds {length:,} characters of text",
+                         f"Shorten the text in {sheet}!{ref} (a CRF field is never this long).", sheet=sheet)
+
+
 class _TooLarge(Exception):
     pass
 
 
-def _scan_ooxml(path: Path) -> tuple[int, dict[str, list[tuple[int, int, str, str]]]]:
-    """Date system and the error cells of every worksheet, read from the package parts."""
+def _scan_ooxml(path: Path, limits: Limits | None = None, runs: dict[str, int] | None = None,
+                ) -> tuple[int, dict[str, list[tuple[int, int, str, str]]]]:
+    """Date system and the error cells of every worksheet, read from the package parts.
+
+    ``runs`` (when given) receives the longest text run per sheet name and, under ``""``, of the
+    shared strings: a cell can only exceed ``max_string_length`` where a run does.
+    """
+    limits = limits or Limits.from_env()
+    budget = [limits.max_uncompressed_bytes]  # bytes still allowed to be inflated (lying directories)
     with zipfile.ZipFile(path) as archive:
         infos = {info.filename.replace("\\", "/").lstrip("/"): info for info in archive.infolist()}
         for info in infos.values():
-            if info.file_size > MAX_PART_BYTES:
-                raise _TooLarge(f"part {info.filename} inflates to {info.file_size} bytes")
+            if info.file_size > limits.max_uncompressed_bytes:
+                raise _TooLarge(f"part {info.filename} inflates to {info.file_size:,} bytes", info.file_size)
         lower = {name.lower(): name for name in infos}
         wb_name = lower.get("xl/workbook.xml")
         if wb_name is None:
             return 1900, {}
+        if runs is not None:
+            shared = lower.get("xl/sharedstrings.xml")
+            if shared is not None and infos[shared].file_size > limits.max_string_length:
+                runs[""] = longest_text_run(archive, infos[shared], limits.max_uncompressed_bytes)
         workbook = archive.read(infos[wb_name])
         date_system = 1904 if re.search(rb"date1904\s*=\s*[\"'](1|true)[\"']", workbook) else 1900
         rels_name = lower.get("xl/_rels/workbook.xml.rels")
@@ -238,7 +301,10 @@ def _scan_ooxml(path: Path) -> tuple[int, dict[str, list[tuple[int, int, str, st
             part = targets.get(rid.decode())
             if part is None or part.lower() not in lower:
                 continue
-            found = _scan_errors(archive, infos[lower[part.lower()]])
+            tracker = TextRuns() if runs is not None else None
+            found = _scan_errors(archive, infos[lower[part.lower()]], tracker, budget)
+            if tracker is not None:
+                runs[sheet_name] = tracker.longest
             if found:
                 errors[sheet_name] = found
         return date_system, errors
@@ -260,8 +326,13 @@ def _unescape(text: str) -> str:
             .replace("&apos;", "'").replace("&amp;", "&"))
 
 
-def _scan_errors(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> list[tuple[int, int, str, str]]:
-    """Error cells of one worksheet part, streamed in blocks (a cell never spans > 64 KiB)."""
+def _scan_errors(archive: zipfile.ZipFile, info: zipfile.ZipInfo, runs: TextRuns | None = None,
+                 budget: list[int] | None = None) -> list[tuple[int, int, str, str]]:
+    """Error cells of one worksheet part, streamed in blocks (a cell never spans > 64 KiB).
+
+    ``runs`` tracks the longest text run on the way; ``budget`` (a one-item list) is the number of
+    bytes still allowed to inflate, so a part that inflates past what the directory claimed stops.
+    """
     found: list[tuple[int, int, str, str]] = []
     tail = b""
     with archive.open(info) as stream:
@@ -269,6 +340,12 @@ def _scan_errors(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> list[tuple[
             block = stream.read(8 << 20)
             if not block:
                 break
+            if budget is not None:
+                budget[0] -= len(block)
+                if budget[0] < 0:
+                    raise _TooLarge(f"part {info.filename} inflates past the uncompressed limit", info.file_size)
+            if runs is not None and (b"inlineStr" in block or runs.longest or b"<is>" in block):
+                runs.feed(block)
             data = tail + block
             if b'"e"' not in data and b"'e'" not in data:
                 tail = data[-65536:]

@@ -23,23 +23,34 @@ from typing import Any
 from trialkit.findings import Category, Finding, InputFile, Severity
 from trialkit.importers.base import FormData, ImportResult
 from trialkit.importers.detect import DATASET_FORMATS, Detected, FileRead, RawTable, detect
+from trialkit.importers.limits import Limits, file_size_finding
 from trialkit.importers.normalise import Context, match_columns, normalise_table
 
 KNOWN_SHEETS = {"_trialkit", "_codelists", "instructions"}
 
 
-def read_file(path: str | Path, *, catalog: Path | None = None) -> FileRead:
-    """Detect and read one file; never raises for a bad file (problems are findings)."""
+def read_file(path: str | Path, *, catalog: Path | None = None, limits: Limits | None = None) -> FileRead:
+    """Detect and read one file; never raises for a bad file (problems are findings).
+
+    ``limits`` (default :meth:`Limits.from_env`) bound what a file may be; a file over a limit is
+    refused with one ``file`` finding before its reader parses it.
+    """
     path = Path(path)
+    limits = limits or Limits.from_env()
     try:
         found = detect(path)
+        too_large = file_size_finding(path, limits)
     except OSError as exc:
         result = FileRead(path=str(path), format="unreadable")
         result.fail("IMP-FILE-IO", f"{path}: cannot be opened ({exc.strerror or exc}); check the path and "
                     "permissions")
         return result
+    if too_large is not None:
+        result = FileRead(path=str(path), format=found.format)
+        result.findings.append(too_large)
+        return result
     try:
-        return _read_detected(path, found, catalog)
+        return _read_detected(path, found, catalog, limits)
     except Exception as exc:  # a reader bug must not become a traceback for the data manager
         result = FileRead(path=str(path), format=found.format)
         result.fail("IMP-FILE-UNREADABLE", f"{path}: could not be read ({type(exc).__name__}: {exc}); "
@@ -53,16 +64,16 @@ def read_table(path: str | Path) -> list[RawTable]:
     return read_file(path).tables
 
 
-def _read_detected(path: Path, found: Detected, catalog: Path | None) -> FileRead:
+def _read_detected(path: Path, found: Detected, catalog: Path | None, limits: Limits) -> FileRead:
     fmt = found.format
     if fmt in ("xlsx", "xlsm", "xls"):
         from trialkit.importers.excel import read_excel
 
-        return read_excel(path, fmt, strict=found.strict)
+        return read_excel(path, fmt, strict=found.strict, limits=limits)
     if fmt == "spreadsheetml":
         from trialkit.importers.spreadsheetml import read_spreadsheetml
 
-        return read_spreadsheetml(path)
+        return read_spreadsheetml(path, limits=limits)
     if fmt in DATASET_FORMATS or fmt == "sas7bcat":
         from trialkit.importers.stats import read_dataset
 
@@ -70,7 +81,7 @@ def _read_detected(path: Path, found: Detected, catalog: Path | None) -> FileRea
     if fmt == "csv":
         from trialkit.importers.csvfile import read_csv
 
-        return read_csv(path)
+        return read_csv(path, limits=limits)
     result = FileRead(path=str(path), format=fmt)
     messages = {
         "empty": ("IMP-FILE-EMPTY", "the file is empty (0 bytes); upload the filled file again"),
@@ -147,8 +158,13 @@ def _stamp_findings(read: FileRead, study: Any) -> list[Finding]:
 
 
 def import_files(paths: list[str | Path], study: Any, *, site: str | None = None,
-                 form: str | None = None) -> ImportResult:
-    """Import uploads into forms (see the module docstring); never raises for a bad file."""
+                 form: str | None = None, limits: Limits | None = None) -> ImportResult:
+    """Import uploads into forms (see the module docstring); never raises for a bad file.
+
+    ``limits`` bound file sizes, zip inflation, sheet shapes and cell lengths (default
+    :meth:`Limits.from_env`, i.e. the ``TRIALKIT_MAX_*`` environment variables; ``docs/limits.md``).
+    """
+    limits = limits or Limits.from_env()
     result = ImportResult()
     report = result.report
     report.study_id, report.study_version, report.schema_hash = study.id, study.protocol_version, study.schema_hash
@@ -159,7 +175,7 @@ def import_files(paths: list[str | Path], study: Any, *, site: str | None = None
     catalogs = {p.resolve() for p in paths if p.suffix.lower() == ".sas7bcat"}
     parts: dict[str, list[FormData]] = {}
     for path in paths:
-        read = read_file(path)
+        read = read_file(path, limits=limits)
         try:
             input_file = InputFile.from_path(path, format=read.format)
         except OSError:
@@ -221,7 +237,16 @@ def import_files(paths: list[str | Path], study: Any, *, site: str | None = None
             info["matched_columns"] = len(mapping)
             ctx = Context(file=str(path), sha256=input_file.sha256, sheet=table.name,
                           date_system=read.date_system, site=site_id)
-            form_data = normalise_table(table, study.forms[code], study, ctx)
+            try:
+                form_data = normalise_table(table, study.forms[code], study, ctx)
+            except Exception as exc:  # a normaliser bug must not lose the run: the sheet is refused
+                findings.append(Finding(
+                    code="IMP-SHEET-UNREADABLE", severity=Severity.ERROR, category=Category.FILE,
+                    file=str(path), sheet=table.name, form=code,
+                    message=f"{path}: sheet {table.name!r} could not be converted ({type(exc).__name__}: "
+                            f"{str(exc)[:200]}); check its values (dates, numbers) and report this to the "
+                            "trialkit team"))
+                continue
             findings.extend(ctx.findings)
             for row, column, ref, text in table.errors:
                 if column not in mapping:

@@ -14,10 +14,12 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+from defusedxml import DefusedXmlException
 from defusedxml import ElementTree as SafeET
 
 from trialkit.importers.detect import FileRead
-from trialkit.importers.excel import MAX_CELLS, MAX_FILE_BYTES, rows_to_table
+from trialkit.importers.excel import rows_to_table
+from trialkit.importers.limits import Limits, file_size_finding, limit_finding, xml_prolog_problem
 
 SS = "urn:schemas-microsoft-com:office:spreadsheet"
 
@@ -30,15 +32,30 @@ def _attr(element: Any, name: str) -> str | None:
     return element.get(f"{{{SS}}}{name}", element.get(name))
 
 
-def read_spreadsheetml(path: str | Path) -> FileRead:
-    """Read every worksheet of a SpreadsheetML 2003 file into raw tables."""
+def read_spreadsheetml(path: str | Path, *, limits: Limits | None = None) -> FileRead:
+    """Read every worksheet of a SpreadsheetML 2003 file into raw tables.
+
+    A DOCTYPE/ENTITY declaration (entity bombs, external entities) is refused with one ``file``
+    finding before parsing; defusedxml would refuse it too, and its refusal is a finding as well.
+    """
+    limits = limits or Limits.from_env()
     result = FileRead(path=str(path), format="spreadsheetml", encoding="utf-8")
-    size = Path(path).stat().st_size
-    if size > MAX_FILE_BYTES:
-        result.fail("IMP-FILE-TOO-LARGE", f"{path}: {size} bytes is more than trialkit accepts; split the upload")
+    too_large = file_size_finding(path, limits)
+    if too_large is not None:
+        result.findings.append(too_large)
+        return result
+    with open(path, "rb") as handle:
+        head = handle.read(limits.xml_head_bytes)
+        complete = not handle.read(1)
+    problem = xml_prolog_problem(head, limits, complete=complete)
+    if problem:
+        result.findings.append(_doctype_finding(path, limits, problem))
         return result
     try:
         root = SafeET.parse(str(path)).getroot()
+    except DefusedXmlException as exc:
+        result.findings.append(_doctype_finding(path, limits, f"declares a DTD or entities ({type(exc).__name__})"))
+        return result
     except Exception as exc:  # defusedxml raises its own errors for DTDs and entities
         result.fail("IMP-FILE-CORRUPT", f"{path}: SpreadsheetML XML that cannot be parsed "
                     f"({type(exc).__name__}: {exc}); open it in Excel and save it as .xlsx")
@@ -73,6 +90,14 @@ def read_spreadsheetml(path: str | Path) -> FileRead:
                 if data is not None:
                     kind = _attr(data, "Type") or "String"
                     text = "".join(data.itertext())
+                    if len(text) > limits.max_string_length:
+                        ref = f"{name}!{_ref(col - 1, row_number)}"
+                        result.findings.append(limit_finding(
+                            path, "IMP-LIMIT-STRING", limits, "max_string_length", len(text),
+                            f"cell {ref} holds {len(text):,} characters of text",
+                            f"Shorten the text in {ref} (a CRF field is never this long).", sheet=name))
+                        result.tables.clear()
+                        return result
                     value = _convert(kind, text)
                     if kind == "Error":
                         errors.append((row_number, col - 1, _ref(col - 1, row_number), text))
@@ -84,8 +109,19 @@ def read_spreadsheetml(path: str | Path) -> FileRead:
                     col += int(across)
             rows.append(values)
             cells += len(values)
-            if cells > MAX_CELLS:
-                result.fail("IMP-FILE-TOO-LARGE", f"{path}: more than {MAX_CELLS} cells; split the upload")
+            shape = None
+            if len(values) > limits.max_columns:
+                shape = ("IMP-LIMIT-COLUMNS", "max_columns", len(values), f"row {row_number} of sheet "
+                         f"{name!r} has {len(values):,} columns")
+            elif len(rows) > limits.max_rows:
+                shape = ("IMP-LIMIT-ROWS", "max_rows", len(rows), f"sheet {name!r} has more than "
+                         f"{limits.max_rows:,} rows")
+            elif cells > limits.max_cells:
+                shape = ("IMP-LIMIT-CELLS", "max_cells", cells, f"the file holds more than {limits.max_cells:,} cells")
+            if shape is not None:
+                result.findings.append(limit_finding(path, shape[0], limits, shape[1], shape[2], shape[3],
+                                                     "Split the upload.", sheet=name))
+                result.tables.clear()
                 return result
         raw = rows_to_table(name, rows, errors)
         options = next((c for c in sheet if _local(c.tag) == "WorksheetOptions"), None)
@@ -97,6 +133,12 @@ def read_spreadsheetml(path: str | Path) -> FileRead:
     if not result.tables:
         result.fail("IMP-NO-SHEETS", f"{path}: SpreadsheetML file without worksheets; upload the workbook itself")
     return result
+
+
+def _doctype_finding(path: str | Path, limits: Limits, problem: str) -> Any:
+    return limit_finding(path, "IMP-XML-DOCTYPE", limits, "max_entity_declarations", problem.split(" (")[0],
+                         f"the SpreadsheetML file {problem}; Excel never writes these",
+                         "Refused for safety: open it in Excel, save it as .xlsx and upload that.")
 
 
 def _convert(kind: str, text: str) -> Any:
