@@ -23,6 +23,7 @@ from trialkit import __version__
 
 # name -> (module under trialkit.commands, one-line description shown by --help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("demo", "Run the whole job on a synthetic study: uploads, ledger, pool, report."),
     "dictionary": ("dictionary", "Write the data dictionary (xlsx, csv, json or md)."),
     "freeze": ("freeze", "Record a named, immutable snapshot of the current data (e.g. a database lock)."),
     "init": ("init", "Create a workspace: the submissions ledger and the raw-upload archive."),
@@ -30,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "log": ("log", "Show submissions per site and the audit trail."),
     "pool": ("pool", "Pool every site's current accepted data into analysis datasets."),
     "queries": ("queries", "List open and resolved queries with their age; read back a site's answers."),
+    "report": ("report", "Write the HTML data-quality report (self-contained, works offline)."),
     "submit": ("submit", "Import, validate and record a site's upload in the ledger."),
     "template": ("template", "Write the site upload workbook (one sheet per form)."),
     "validate": ("validate", "Validate site uploads: data checks, protocol deviations, query workbook."),

@@ -1,0 +1,170 @@
+"""The demo study: every planted problem is reported with its code, nothing else is, and it pools.
+
+The demo runs once for the module, through the command line (``trialkit demo DIR -q``); every other
+test reads what it left: ``answer_key.json``, ``demo.json`` and the workspace ledger.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from trialkit.cli import cli
+from trialkit.demo import (
+    ANSWER_KEY,
+    MARKER,
+    SITES,
+    build_uploads,
+    check_demo_folder,
+    write_uploads,
+)
+from trialkit.ledger import open_workspace
+
+ALL_CODES = [f"DC-{n:02d}" for n in range(1, 17)] + [f"PD-{n:02d}" for n in range(1, 14)]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp("demo") / "trialkit-demo"
+    result = CliRunner().invoke(cli, ["demo", str(folder), "-q"], catch_exceptions=False)
+    manifest = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    return {
+        "folder": folder,
+        "result": result,
+        "key": json.loads((folder / ANSWER_KEY).read_text(encoding="utf-8")),
+        "submissions": manifest["submissions"],
+        "workspace": open_workspace(folder / "workspace"),
+    }
+
+
+def _matches(finding: Any, entry: dict[str, Any]) -> bool:
+    return (
+        finding.code == entry["code"]
+        and finding.site == entry["site"]
+        and finding.subject == entry["subject"]
+        and (entry.get("form") is None or finding.form == entry["form"])
+        and (entry.get("variable") is None or finding.variable == entry["variable"])
+    )
+
+
+def _reports(demo: dict[str, Any]) -> dict[str, Any]:
+    """The recorded report of each upload, from the ledger."""
+    ws = demo["workspace"]
+    return {s["upload"]: ws.submission(s["submission"]).report for s in demo["submissions"]}
+
+
+def test_the_command_prints_where_to_look(demo):
+    result = demo["result"]
+    assert result.exit_code == 0, result.output
+    folder = demo["folder"]
+    assert str(folder / "report.html") in result.output or "report            not written" in result.output
+    assert str(folder / "workspace" / "pooled") in result.output
+    assert str(folder / ANSWER_KEY) in result.output
+    assert f"trialkit log --workspace {folder / 'workspace'}" in result.output
+    assert f"trialkit queries --workspace {folder / 'workspace'}" in result.output
+    assert sorted(p.name for p in (folder / "queries").iterdir()) == [f"queries_site{s}.xlsx" for s in SITES]
+
+
+def test_every_planted_problem_is_reported_with_its_code(demo):
+    reports = _reports(demo)
+    missing = []
+    for entry in demo["key"]:
+        assert entry["uploads"], entry
+        for upload in entry["uploads"]:
+            if not any(_matches(f, entry) for f in reports[upload].findings):
+                missing.append((upload, entry["code"], entry["subject"], entry["form"], entry["variable"]))
+    assert missing == []
+
+
+def test_no_other_warning_or_error_appears(demo):
+    # Info findings (recorded normalisations: dates in the site's order, decimal commas, units,
+    # synonyms, missing-value codes) are expected and not part of the key.
+    reports = _reports(demo)
+    extra = []
+    for upload, report in reports.items():
+        planted = [e for e in demo["key"] if upload in e["uploads"]]
+        for finding in report.findings:
+            if finding.severity.value == "info":
+                continue
+            if not any(_matches(finding, e) for e in planted):
+                extra.append((upload, finding.code, finding.severity.value, finding.subject, finding.form,
+                               finding.variable, finding.message))
+    assert extra == []
+
+
+def test_every_check_and_deviation_is_planted(demo):
+    assert sorted({e["code"] for e in demo["key"]}) == ALL_CODES
+    for entry in demo["key"]:
+        assert entry["note"] and entry["site"] in SITES and entry["severity"] in ("error", "warning")
+
+
+def test_errors_are_rejected_warnings_acknowledged_and_corrections_accepted(demo):
+    status = {s["upload"]: s["status"] for s in demo["submissions"]}
+    assert status["site02_v1"] == "accepted"
+    for site in ("03", "05", "08"):
+        assert status[f"site{site}_v1"] == "rejected"
+        assert status[f"site{site}_v2"] in ("accepted", "accepted-with-warnings")
+    for site in ("01", "04", "06", "07"):
+        assert status[f"site{site}_v1"] == "accepted-with-warnings"
+    assert status["site06_v2"] == "rejected"
+    current = demo["workspace"].current_submissions()
+    assert sorted(current) == list(SITES)
+    by_upload = {s["upload"]: s["submission"] for s in demo["submissions"]}
+    assert current["06"].id == by_upload["site06_v1"]  # the rejected update did not replace it
+    # every error of the key sits in a rejected upload; what a re-upload corrected is resolved
+    for entry in demo["key"]:
+        if entry["severity"] == "error":
+            assert all(status[u] == "rejected" for u in entry["uploads"]), entry
+        if entry["resolved_by"]:
+            assert status[entry["resolved_by"]] != "rejected"
+            assert entry["resolved_by"] not in entry["uploads"]
+
+
+def test_the_pool_holds_every_site_and_no_arm(demo):
+    pooled = demo["folder"] / "workspace" / "pooled"
+    adsl = pd.read_parquet(pooled / "adsl.parquet")
+    assert adsl["SUBJID"].is_unique
+    assert 110 <= len(adsl) <= 130
+    assert sorted(adsl["SITEID"].unique()) == list(SITES)
+    assert not [c for c in adsl.columns if c.startswith(("ARM", "TRT0", "ACTARM"))]
+    for name in ("dm.parquet", "dm.csv", "dm.xpt", "manifest.json"):
+        assert (pooled / name).is_file(), name
+
+
+def test_the_generator_is_reproducible(demo, study, tmp_path):
+    same, _, _ = build_uploads(study, 20261125)
+    again, _, _ = build_uploads(study, 20261125)
+    other, _, _ = build_uploads(study, 7)
+
+    def text(uploads: list[Any]) -> str:
+        return json.dumps([(u.name, u.records) for u in uploads], default=str, sort_keys=True)
+
+    assert text(same) == text(again)
+    assert text(same) != text(other)
+    # the same upload written again is byte for byte what the demo sent (xlsx, csv and xpt)
+    chosen = [u for u in same if u.name in ("site02_v1", "site05_v1", "site07_v1")]
+    write_uploads(study, chosen, tmp_path)
+    for upload in chosen:
+        for path in upload.files:
+            sent = demo["folder"] / "uploads" / path.relative_to(tmp_path)
+            assert path.read_bytes() == sent.read_bytes(), path.name
+
+
+def test_a_foreign_folder_is_refused(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "thesis.docx").write_text("not a demo")
+    result = CliRunner().invoke(cli, ["demo", str(folder)])
+    assert result.exit_code == 2
+    assert "not empty" in result.output and "thesis.docx" not in result.output
+    assert (folder / "thesis.docx").read_text() == "not a demo"
+
+
+def test_an_earlier_demo_may_be_replaced(demo):
+    assert check_demo_folder(demo["folder"]) is True
+    assert check_demo_folder(Path(demo["folder"]) / "does-not-exist") is False

@@ -1,0 +1,86 @@
+"""``trialkit demo``: a synthetic ANK-SJIA-01 study, run end to end, and where to look."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from trialkit.commands.options import quiet_option
+
+DEFAULT_DIR = "./trialkit-demo"
+
+
+@click.command(name="demo")
+@click.argument("directory", metavar="[DIR]", required=False, default=DEFAULT_DIR,
+                type=click.Path(file_okay=False))
+@click.option("--seed", type=int, default=None, metavar="N",
+              help="Seed of the synthetic study (default 20261125); the same seed gives the same uploads.")
+@quiet_option
+def command(directory: str, seed: int | None, quiet: bool) -> None:
+    """Run the whole job on a synthetic study: uploads, ledger, pool, report.
+
+    Generates 8 sites' uploads of a synthetic ANK-SJIA-01 study (filled templates in each site's
+    conventions, SAS transport, CSV, a corrected re-upload) with a known set of planted problems,
+    submits every upload to a new workspace in DIR (default ./trialkit-demo), pools the accepted
+    data, writes the HTML report and one query workbook per site, and prints where to look.
+    An earlier demo in DIR is replaced; any other non-empty DIR is refused (exit code 2).
+    """
+    from trialkit.demo import DEFAULT_SEED, check_demo_folder, run_demo
+    from trialkit.errors import UsageError
+
+    folder = Path(directory)
+    try:
+        check_demo_folder(folder)
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from exc
+    show = not quiet and sys.stderr.isatty()
+    if show:
+        result = _run_with_progress(run_demo, folder, seed if seed is not None else DEFAULT_SEED)
+    else:
+        result = run_demo(folder, seed=seed if seed is not None else DEFAULT_SEED)
+
+    here = result.directory
+    ws = result.workspace
+    click.echo(f"Demo study ANK-SJIA-01 in {here} ({result.counts['subjects']} subjects, "
+               f"{result.counts['sites']} sites, {result.counts['submissions']} uploads, "
+               f"{result.seconds:.0f} s)")
+    click.echo("")
+    if result.report is not None:
+        click.echo(f"  report            {result.report}")
+    else:
+        click.echo(f"  report            not written: {result.report_note}")
+    click.echo(f"  pooled datasets   {result.pooled}  (parquet, csv, xpt; manifest.json)")
+    click.echo(f"  query workbooks   {here / 'queries'}  (one per site: queries_siteSS.xlsx)")
+    click.echo(f"  answer key        {result.answer_key}  ({result.counts['problems']} planted problems, "
+               f"{result.counts['codes']} codes)")
+    click.echo(f"  site uploads      {result.uploads}")
+    click.echo(f"  workspace         {ws}")
+    click.echo("")
+    click.echo("Site status: " + ", ".join(f"{site} {status}" for site, status in sorted(result.statuses.items())))
+    click.echo("")
+    click.echo("Next, try:")
+    click.echo(f"  trialkit log --workspace {ws}")
+    click.echo(f"  trialkit queries --workspace {ws} --status open")
+    click.echo(f"  trialkit queries --workspace {ws} --site 03 -o queries_site03.xlsx")
+    click.echo(f"  trialkit pool --workspace {ws} -o pooled")
+
+
+def _run_with_progress(run_demo, folder: Path, seed: int):
+    """Run the demo with a rich progress bar on stderr (only called when stderr is a terminal)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    # No refresh thread (auto_refresh=False): the demo forks worker processes, and a fork must not
+    # happen while another thread holds the console's lock.
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console,
+                  transient=True, auto_refresh=False) as bar:
+        task = bar.add_task("trialkit demo", total=1)
+
+        def report(step: str, done: int, total: int) -> None:
+            bar.update(task, description=step, completed=done, total=total)
+            bar.refresh()
+
+        return run_demo(folder, seed=seed, progress=report)
