@@ -21,13 +21,14 @@ rule                    what happened
 ``unit-alias``          a unit typed as a variant of its code (``KG`` → ``kg``)
 ======================  ====================================================================
 
-Column-wise pandas string operations keep this fast on large uploads (no per-cell Python on the
-common paths).
+Uploads repeat values heavily (codes, visits, scores, dates), so each column is factorised once
+(per distinct value and site) and every rule runs on the distinct values only; values, the text as
+typed, reasons, the ``changes`` log and the per-rule findings are broadcast back to the cells with
+the codes (see :class:`_Distinct`). No rule runs Python per cell.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import re
 from dataclasses import dataclass, field
@@ -104,27 +105,37 @@ def match_columns(columns: list[str], form: Any) -> tuple[dict[str, str], list[F
     return mapping, notes, unknown
 
 
-def _without_prefilled_rows(table: RawTable, mapping: dict[str, str], form: Any) -> RawTable:
-    """Leave out rows that hold nothing but a pre-filled SITEID.
+def _prefilled_rows(table: RawTable, mapping: dict[str, str], columns: dict[str, _Codes]) -> np.ndarray | None:
+    """Rows that hold nothing but a pre-filled SITEID (a mask), or None when there are none.
 
     A site's template (``trialkit template --site SS``) pre-fills SITEID down the entry area; those
     rows are the empty part of the form, not records. A row with any other value — or an Excel error
-    cell — is kept.
+    cell — is kept. Blank is ``None`` or text of spaces only, judged once per distinct value.
     """
     if "SITEID" not in mapping.values() or table.values.empty:
-        return table
+        return None
     others = [column for column, name in mapping.items() if name != "SITEID"]
     if not others:
-        return table
-    cells = table.values[others]
-    blank = cells.apply(lambda col: col.map(lambda v: v is None or (isinstance(v, str) and not v.strip())))
-    empty = blank.all(axis=1)
+        return None
+    empty = np.ones(len(table.values), dtype=bool)
+    for column in others:
+        codes = columns[column]
+        uniques = table.values[column].iloc[codes.first].to_numpy()
+        blank = np.array([v is None or (isinstance(v, str) and not v.strip()) for v in uniques], dtype=bool)
+        na = codes.na_code
+        if na is not None:
+            blank[na] = False
+        cell_blank = blank[codes.codes]
+        if na is not None and table.values[column].dtype == object:
+            positions = np.flatnonzero(codes.codes == na)
+            cell_blank[positions] = [v is None for v in table.values[column].to_numpy()[positions]]
+        empty &= cell_blank
+        if not empty.any():
+            return None
     error_rows = {row for row, *_ in table.errors}
     if error_rows:
         empty &= ~table.values.index.isin(list(error_rows))
-    if not empty.any():
-        return table
-    return dataclasses.replace(table, values=table.values[~empty])
+    return empty if empty.any() else None
 
 
 def _structure(code: str, severity: Severity, message: str, **kw: Any) -> Finding:
@@ -153,10 +164,16 @@ def normalise_table(table: RawTable, form: Any, study: Any, ctx: Context) -> For
             ctx.findings.append(_structure("IMP-COLUMN-MISSING", severity, f"form {form.code} needs column "
                                            f"{var.name} ({var.label}); it is missing: add it (use the current "
                                            "template)", variable=var.name, expected=var.name, **where))
-    table = _without_prefilled_rows(table, mapping, form)
-    n = len(table.values)
+    used = {column: _Codes.of(table.values[column]) for column in mapping}
+    dropped = _prefilled_rows(table, mapping, used)
+    keep = None if dropped is None else np.flatnonzero(~dropped)
+    if keep is not None:
+        used = {column: codes.subset(keep) for column, codes in used.items()}
+    n = len(table.values) if keep is None else len(keep)
     index = pd.RangeIndex(n)
     rows = np.asarray(table.values.index, dtype="int64")
+    if keep is not None:
+        rows = rows[keep]
     lineage = pd.DataFrame({"FILE": ctx.file, "SHA256": ctx.sha256, "SHEET": ctx.sheet, "ROW": rows},
                            index=index, columns=LINEAGE_COLUMNS)
     source = {mapping_var: column for column, mapping_var in mapping.items()}
@@ -170,20 +187,29 @@ def normalise_table(table: RawTable, form: Any, study: Any, ctx: Context) -> For
     raw: dict[str, pd.Series] = {}
     reasons: dict[str, pd.Series] = {}
     empty_text = pd.Series("", index=index, dtype="str")
+    no_reason = pd.Series(pd.NA, index=index, dtype="object")
     # SITEID first: the site decides how dates and decimals were typed.
     order = sorted(form.variables, key=lambda v: v.name != "SITEID")
     sites = pd.Series(ctx.site, index=index, dtype="object")
+    site_codes = _Codes.of(sites)
     subjects = None
     for var in order:
         if var.derived or var.name not in source:
             data[var.name] = _empty_typed(var.type, n)
             raw[var.name] = empty_text
-            reasons[var.name] = pd.Series(pd.NA, index=index, dtype="object")
+            reasons[var.name] = no_reason
             continue
-        native = table.values[source[var.name]]
-        native = native.set_axis(index)
-        text_raw = to_text(native)
-        value, reason = _convert(var, native, text_raw, study, ctx, sites, table, rows, subjects, form)
+        column = table.values[source[var.name]]
+        cells = used[source[var.name]].by_site(site_codes)
+        positions = cells.first if keep is None else keep[cells.first]
+        native = column.iloc[positions].reset_index(drop=True)
+        distinct = _Distinct(cells.codes, sites.iloc[cells.first].reset_index(drop=True))
+        text_raw_u = to_text(native)
+        value_u, reason_u = _convert(var, native, text_raw_u, study, ctx, distinct.sites, table, distinct, form)
+        distinct.flush(ctx, rows, sites, subjects, form.code)
+        text_raw = distinct.cells(text_raw_u, index)
+        value = distinct.cells(value_u, index)
+        reason = distinct.cells(reason_u, index) if reason_u.notna().any() else no_reason
         for row, ref, text in error_cells.get(var.name, []):
             pos = int(np.searchsorted(rows, row))
             if pos < n and rows[pos] == row:
@@ -197,7 +223,10 @@ def normalise_table(table: RawTable, form: Any, study: Any, ctx: Context) -> For
                         "value itself (or ND/NK/NA)", variable=var.name, value=text, expected=EXPECTED[var.type],
                 row=row, site=_at(sites, pos), subject=_at(subjects, pos), **where))
         if var.name in missing_masks:
-            mask = missing_masks[var.name].set_axis(index)
+            mask = missing_masks[var.name]
+            if keep is not None and len(mask) == len(table.values):
+                mask = mask.iloc[keep]
+            mask = mask.set_axis(index)
             if mask.any():
                 value = value.mask(mask)
                 first = int(np.argmax(mask.to_numpy()))
@@ -212,15 +241,17 @@ def normalise_table(table: RawTable, form: Any, study: Any, ctx: Context) -> For
         reasons[var.name] = reason
         if var.name == "SITEID":
             sites = _site_series(value, ctx.site, study)
+            site_codes = _Codes.of(sites)
         if var.name == "SUBJID":
             subjects = value
     _convert_units(form, study, data, raw, ctx, sites, rows, subjects)
     if form.code == "LB" or {"LBORRES", "LBORRESU", "LBTESTCD", "LBSTRESN"} <= set(data):
         _derive_lab(study, data, raw, ctx, rows, subjects, sites, form.code)
     names = form.variable_names
-    frame = pd.DataFrame({name: data[name] for name in names}, index=index)
-    raw_frame = pd.DataFrame({name: raw[name] for name in names}, index=index)
-    reason_frame = pd.DataFrame({name: reasons[name] for name in names}, index=index)
+    # Columns are fresh arrays (or shared read-only fillers under copy-on-write): no second copy.
+    frame = pd.DataFrame({name: data[name] for name in names}, index=index, copy=False)
+    raw_frame = pd.DataFrame({name: raw[name] for name in names}, index=index, copy=False)
+    reason_frame = pd.DataFrame({name: reasons[name] for name in names}, index=index, copy=False)
     changes = [c for c in ctx.changes if len(c)]
     change_frame = pd.concat(changes, ignore_index=True) if changes else pd.DataFrame(columns=CHANGE_COLUMNS)
     ctx.changes = []
@@ -241,7 +272,7 @@ def _at(series: pd.Series | None, pos: int) -> str | None:
 
 def _empty_typed(kind: str, n: int) -> pd.Series:
     if kind == "int":
-        return pd.Series(pd.array([pd.NA] * n, dtype="Int64"))
+        return pd.Series(pd.arrays.IntegerArray(np.zeros(n, dtype="int64"), np.ones(n, dtype=bool)))
     if kind == "num":
         return pd.Series(np.full(n, np.nan))
     if kind == "date":
@@ -319,11 +350,17 @@ def _record(ctx: Context, var: str, rows: np.ndarray, mask: pd.Series, original:
         return
     positions = np.flatnonzero(mask.to_numpy())
     originals = original.iloc[positions].astype(str).to_numpy()
-    values = value.iloc[positions]
+    _log_change(ctx, var, rows, positions, originals, _value_texts(value.iloc[positions]), rule, form)
+
+
+def _value_texts(values: pd.Series) -> np.ndarray:
     if pd.api.types.is_datetime64_any_dtype(values):
-        values_text = values.dt.strftime("%Y-%m-%d").to_numpy()
-    else:
-        values_text = values.astype(str).to_numpy()
+        return values.dt.strftime("%Y-%m-%d").to_numpy()
+    return values.astype(str).to_numpy()
+
+
+def _log_change(ctx: Context, var: str, rows: np.ndarray, positions: np.ndarray, originals: np.ndarray,
+                values_text: np.ndarray, rule: str, form: str) -> None:
     ctx.changes.append(pd.DataFrame({"index": positions, "variable": var, "original": originals,
                                      "value": values_text, "rule": rule}, columns=CHANGE_COLUMNS))
     count = len(positions)
@@ -335,24 +372,159 @@ def _record(ctx: Context, var: str, rows: np.ndarray, mask: pd.Series, original:
         row=int(rows[positions[0]]), check=rule, evidence={"rule": rule, "count": count}))
 
 
-def _type_errors(ctx: Context, var: Any, rows: np.ndarray, mask: pd.Series, text: pd.Series, form: str,
-                 sites: pd.Series, subjects: pd.Series | None, why: str = "") -> None:
-    for pos in np.flatnonzero(mask.to_numpy()):
-        typed = text.iat[pos]
-        ctx.findings.append(Finding(
-            code="IMP-TYPE", severity=Severity.ERROR, category=Category.TYPE,
-            message=f"{var.name}: {typed!r} is not {EXPECTED[var.type]}{why}; correct the value in the file",
-            variable=var.name, value=typed, expected=EXPECTED[var.type], file=ctx.file, sheet=ctx.sheet,
-            form=form, row=int(rows[pos]), site=_at(sites, pos), subject=_at(subjects, pos)))
+# ------------------------------------------------------------------------------------------------
+# Distinct values
+
+
+def _first_positions(codes: np.ndarray) -> np.ndarray:
+    """Position of the first cell of each code, for codes 0..k-1 numbered in order of appearance."""
+    if not len(codes):
+        return np.empty(0, dtype=np.int64)
+    seen = np.maximum.accumulate(codes)
+    new = np.empty(len(codes), dtype=bool)
+    new[0] = True
+    np.greater(codes[1:], seen[:-1], out=new[1:])
+    return np.flatnonzero(new)
+
+
+_BOOL_KEY = "\x00bool"
+
+
+def _bools_collide(values: np.ndarray, codes: np.ndarray, uniques: Any) -> np.ndarray | None:
+    """Positions of cells equal to 0 or 1 when True/False and numbers share a code, else None.
+
+    A hash table sees ``True == 1``; a column mixing Excel booleans and numbers must not merge them.
+    """
+    distinct = np.asarray(uniques, dtype=object)
+    try:
+        zero_one = np.flatnonzero((distinct == 0) | (distinct == 1))
+    except Exception:  # an odd object whose comparison fails: check them all
+        zero_one = np.arange(len(distinct))
+    if not len(zero_one):
+        return None
+    positions = np.flatnonzero(np.isin(codes, zero_one))
+    kind = pd.api.types.infer_dtype(values[positions], skipna=False)
+    return None if kind in ("integer", "floating", "mixed-integer-float", "boolean", "string") else positions
+
+
+@dataclass
+class _Codes:
+    """One column factorised: a code per cell (0..k-1, in order of appearance) and each code's first cell.
+
+    NA cells (None, NaN, NaT, pd.NA) share ``na_code``; True/False never share a code with 1/0.
+    """
+
+    codes: np.ndarray
+    first: np.ndarray
+    na_code: int | None = None
+
+    @classmethod
+    def of(cls, values: pd.Series) -> _Codes:
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        if values.dtype == object and len(uniques):
+            array = values.to_numpy()
+            positions = _bools_collide(array, codes, uniques)
+            if positions is not None:
+                keys = array.copy()
+                for pos in positions:
+                    if isinstance(array[pos], (bool, np.bool_)):
+                        keys[pos] = (_BOOL_KEY, bool(array[pos]))
+                codes, _ = pd.factorize(keys, use_na_sentinel=True)
+        codes = np.asarray(codes, dtype=np.int64)
+        na = codes < 0
+        na_code = None
+        if na.any():
+            codes = np.asarray(pd.factorize(codes)[0], dtype=np.int64)
+            na_code = int(codes[int(np.argmax(na))])
+        return cls(codes, _first_positions(codes), na_code)
+
+    def subset(self, keep: np.ndarray) -> _Codes:
+        """The same column restricted to the cells at ``keep``."""
+        kept = self.codes[keep]
+        codes = np.asarray(pd.factorize(kept)[0], dtype=np.int64)
+        na_code = None
+        if self.na_code is not None:
+            na = kept == self.na_code
+            na_code = int(codes[int(np.argmax(na))]) if na.any() else None
+        return _Codes(codes, _first_positions(codes), na_code)
+
+    def by_site(self, sites: _Codes) -> _Codes:
+        """Codes of distinct (value, site) pairs: dates and decimals depend on the site."""
+        n_sites = len(sites.first)
+        if n_sites <= 1:
+            return self
+        codes = np.asarray(pd.factorize(self.codes * n_sites + sites.codes)[0], dtype=np.int64)
+        return _Codes(codes, _first_positions(codes))
+
+
+class _Distinct:
+    """The distinct values of one column: conversions log here, :meth:`flush` expands to the cells.
+
+    ``record`` and ``type_errors`` take masks over the distinct values; on flush each becomes the
+    cell-level ``changes`` rows, one info finding per rule (count and first example from the
+    cells) and one type finding per bad cell — exactly what per-cell processing would give.
+    """
+
+    def __init__(self, codes: np.ndarray, sites: pd.Series) -> None:
+        self.codes = codes
+        self.sites = sites
+        self.events: list[tuple[str, Any, np.ndarray, pd.Series, Any, str]] = []
+
+    @staticmethod
+    def _mask(mask: pd.Series) -> np.ndarray:
+        out = np.zeros(len(mask), dtype=bool)
+        out[np.flatnonzero(mask.to_numpy())] = True
+        return out
+
+    def record(self, var: str, mask: pd.Series, original: pd.Series, value: pd.Series, rule: str) -> None:
+        if mask.any():
+            self.events.append(("record", var, self._mask(mask), original, value, rule))
+
+    def type_errors(self, var: Any, mask: pd.Series, text: pd.Series, why: str = "") -> None:
+        if mask.any():
+            self.events.append(("type", var, self._mask(mask), text, None, why))
+
+    def cells(self, distinct: pd.Series, index: pd.Index) -> pd.Series:
+        """A per-distinct-value series broadcast to the cells."""
+        return pd.Series(distinct.array.take(self.codes), index=index, dtype=distinct.dtype)
+
+    def flush(self, ctx: Context, rows: np.ndarray, sites: pd.Series, subjects: pd.Series | None,
+              form: str) -> None:
+        for kind, var, mask, original, value, extra in self.events:
+            positions = np.flatnonzero(mask[self.codes])
+            if not len(positions):
+                continue
+            of_cell = self.codes[positions]
+            if kind == "record":
+                chosen = np.flatnonzero(mask)
+                originals = np.empty(len(mask), dtype=object)
+                originals[chosen] = original.iloc[chosen].astype(str).to_numpy()
+                values_text = np.empty(len(mask), dtype=object)
+                values_text[chosen] = _value_texts(value.iloc[chosen])
+                _log_change(ctx, var, rows, positions, originals[of_cell], values_text[of_cell], extra, form)
+                continue
+            for pos, code in zip(positions, of_cell, strict=True):
+                typed = original.iat[code]
+                ctx.findings.append(Finding(
+                    code="IMP-TYPE", severity=Severity.ERROR, category=Category.TYPE,
+                    message=f"{var.name}: {typed!r} is not {EXPECTED[var.type]}{extra}; correct the value in "
+                            "the file", variable=var.name, value=typed, expected=EXPECTED[var.type],
+                    file=ctx.file, sheet=ctx.sheet, form=form, row=int(rows[pos]), site=_at(sites, pos),
+                    subject=_at(subjects, pos)))
+        self.events = []
 
 
 def _convert(var: Any, native: pd.Series, text_raw: pd.Series, study: Any, ctx: Context, sites: pd.Series,
-             table: RawTable, rows: np.ndarray, subjects: pd.Series | None, form: Any) -> tuple[pd.Series, pd.Series]:
+             table: RawTable, log: _Distinct, form: Any) -> tuple[pd.Series, pd.Series]:
+    """Typed value and missing-value reason of each distinct (value, site) of one column.
+
+    ``native``, ``text_raw`` and ``sites`` hold one entry per distinct value; changes and type
+    errors go to ``log``, which expands them to the cells.
+    """
     index = native.index
-    code = form.code
     text = text_raw.str.strip()
     trimmed = (text != text_raw)
-    _record(ctx, var.name, rows, trimmed, text_raw, text, "trim", code)
+    log.record(var.name, trimmed, text_raw, text, "trim")
     filled = text != ""
     codelist = study.codelists.get(var.codelist) if var.codelist else None
     missing_codes = list(study.missing_codes)
@@ -364,7 +536,7 @@ def _convert(var: Any, native: pd.Series, text_raw: pd.Series, study: Any, ctx: 
     reason = reason.where(is_code, pd.NA)
     live = filled & ~is_code
     if is_code.any():
-        _record(ctx, var.name, rows, is_code, text, pd.Series("", index=index), "missing-code", code)
+        log.record(var.name, is_code, text, pd.Series("", index=index), "missing-code")
 
     kind = var.type
     if kind in ("char", "yn"):
@@ -373,7 +545,7 @@ def _convert(var: Any, native: pd.Series, text_raw: pd.Series, study: Any, ctx: 
             mapped = text.str.casefold().map(codelist.synonyms)
             use = live & mapped.notna() & (mapped != text)
             value = value.where(~use, mapped)
-            _record(ctx, var.name, rows, use, text, value, "synonym", code)
+            log.record(var.name, use, text, value, "synonym")
         return value.astype("str"), reason
 
     if kind in ("int", "num"):
@@ -398,7 +570,7 @@ def _convert(var: Any, native: pd.Series, text_raw: pd.Series, study: Any, ctx: 
                     r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?"), None), errors="coerce").astype(float)
                 number = number.where(~slow, parsed)
             if comma.any():
-                _record(ctx, var.name, rows, comma, text, number, "decimal-comma", code)
+                log.record(var.name, comma, text, number, "decimal-comma")
         bad = live & (number.isna() | ~np.isfinite(number.fillna(0)))
         if kind == "int":
             bad |= live & number.notna() & (number % 1 != 0)
@@ -411,17 +583,17 @@ def _convert(var: Any, native: pd.Series, text_raw: pd.Series, study: Any, ctx: 
             unknown_site = sites.isna() & text.str.contains(",", regex=False)
             if (bad & unknown_site).any():
                 why = " (a decimal comma is accepted only from a site whose decimal mark is a comma: give --site or SITEID)"
-        _type_errors(ctx, var, rows, bad, text, code, sites, subjects, why)
+        log.type_errors(var, bad, text, why)
         return value, reason
 
     if kind == "date":
-        value, bad, why = _dates(var, native, text, live, sites, study, ctx, rows, code, table)
-        _type_errors(ctx, var, rows, bad, text, code, sites, subjects, why)
+        value, bad, why = _dates(var, native, text, live, sites, study, ctx, log, table)
+        log.type_errors(var, bad, text, why)
         return value, reason
 
     if kind == "pdate":
-        value, bad = _pdates(var, native, text, live, sites, study, ctx, rows, code)
-        _type_errors(ctx, var, rows, bad, text, code, sites, subjects)
+        value, bad = _pdates(var, native, text, live, sites, study, log)
+        log.type_errors(var, bad, text)
         return value, reason
     raise ValueError(f"unknown CRF type {kind}")  # pragma: no cover
 
@@ -480,12 +652,12 @@ def _text_dates_unique(text: pd.Series, live: pd.Series, sites: pd.Series, study
 
 
 def _dates(var: Any, native: pd.Series, text: pd.Series, live: pd.Series, sites: pd.Series, study: Any,
-           ctx: Context, rows: np.ndarray, form: str, table: RawTable) -> tuple[pd.Series, pd.Series, str]:
+           ctx: Context, log: _Distinct, table: RawTable) -> tuple[pd.Series, pd.Series, str]:
     index = native.index
     if pd.api.types.is_datetime64_any_dtype(native):
         value = native.astype("datetime64[ns]")
         timed = live & (value != value.dt.normalize())
-        _record(ctx, var.name, rows, timed, text, value.dt.normalize(), "datetime-to-date", form)
+        log.record(var.name, timed, text, value.dt.normalize(), "datetime-to-date")
         return value.dt.normalize().where(live), pd.Series(False, index=index), ""
     value = pd.Series(pd.NaT, index=index, dtype="datetime64[ns]")
     kinds = native.map(type) if native.dtype == object else None
@@ -499,7 +671,7 @@ def _dates(var: Any, native: pd.Series, text: pd.Series, live: pd.Series, sites:
             value[is_date] = stamps.dt.normalize()
             timed = is_date.copy()
             timed[is_date] = stamps != stamps.dt.normalize()
-            _record(ctx, var.name, rows, timed, text, value, "datetime-to-date", form)
+            log.record(var.name, timed, text, value, "datetime-to-date")
             handled |= is_date
         is_num = kinds.isin([float, int]) & live
         if is_num.any() and table.kind == "sheet":
@@ -509,7 +681,7 @@ def _dates(var: Any, native: pd.Series, text: pd.Series, live: pd.Series, sites:
             days = pd.to_timedelta(serial.where(ok), unit="D")
             value[is_num] = (epoch + days).astype("datetime64[ns]")
             rule = f"excel-serial-{ctx.date_system}"
-            _record(ctx, var.name, rows, is_num & value.notna(), text, value, rule, form)
+            log.record(var.name, is_num & value.notna(), text, value, rule)
             handled |= is_num & value.notna()
     rest = live & ~handled
     bad = pd.Series(False, index=index)
@@ -518,7 +690,7 @@ def _dates(var: Any, native: pd.Series, text: pd.Series, live: pd.Series, sites:
         parsed, rules, no_site = _text_dates(text.where(rest, ""), rest, sites, study)
         value = value.where(~rest, parsed)
         for rule in rules[rest & parsed.notna()].dropna().unique():
-            _record(ctx, var.name, rows, rest & parsed.notna() & (rules == rule), text, value, rule, form)
+            log.record(var.name, rest & parsed.notna() & (rules == rule), text, value, rule)
         bad = rest & value.isna()
         if (bad & no_site).any():
             why = " (a date typed as text needs the site's date order: give --site or fill SITEID)"
@@ -530,7 +702,7 @@ _PDATE_MY = re.compile(r"^(\d{1,2})[/.-](\d{4})$")
 
 
 def _pdates(var: Any, native: pd.Series, text: pd.Series, live: pd.Series, sites: pd.Series, study: Any,
-            ctx: Context, rows: np.ndarray, form: str) -> tuple[pd.Series, pd.Series]:
+            log: _Distinct) -> tuple[pd.Series, pd.Series]:
     index = native.index
     value = pd.Series(np.nan, index=index, dtype="object")
     handled = pd.Series(False, index=index)
@@ -547,7 +719,7 @@ def _pdates(var: Any, native: pd.Series, text: pd.Series, live: pd.Series, sites
         else:
             as_text = stamps.dt.strftime("%Y-%m-%d")
         value[dated] = as_text
-        _record(ctx, var.name, rows, dated, text, value, "excel-date", form)
+        log.record(var.name, dated, text, value, "excel-date")
         handled |= dated
     rest = live & ~handled
     parts = text.str.extract(_PDATE_ISO)
@@ -559,19 +731,19 @@ def _pdates(var: Any, native: pd.Series, text: pd.Series, live: pd.Series, sites
         has_d = iso & parts[2].notna()
         canon[has_d] = canon[has_d] + "-" + parts.loc[has_d, 2].str.zfill(2)
         value[iso] = canon[iso]
-        _record(ctx, var.name, rows, iso & (canon != text), text, value, "pdate-pad", form)
+        log.record(var.name, iso & (canon != text), text, value, "pdate-pad")
     my = text.str.extract(_PDATE_MY)
     month_year = rest & ~iso & my[0].notna()
     if month_year.any():
         value[month_year] = my.loc[month_year, 1] + "-" + my.loc[month_year, 0].str.zfill(2)
-        _record(ctx, var.name, rows, month_year, text, value, "pdate:MM/YYYY", form)
+        log.record(var.name, month_year, text, value, "pdate:MM/YYYY")
     full = rest & ~iso & ~month_year
     if full.any():
         parsed, rules, _ = _text_dates(text.where(full, ""), full, sites, study)
         got = full & parsed.notna()
         value[got] = parsed[got].dt.strftime("%Y-%m-%d")
         for rule in rules[got].dropna().unique():
-            _record(ctx, var.name, rows, got & (rules == rule), text, value, rule, form)
+            log.record(var.name, got & (rules == rule), text, value, rule)
     checked = value.where(live)
     month_ok = checked.str.fullmatch(r"\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?")
     bad = live & ~month_ok.fillna(False).astype(bool)
