@@ -620,13 +620,22 @@ def _text_dates(text: pd.Series, live: pd.Series, sites: pd.Series, study: Any) 
             pd.Series(no_site.to_numpy()[codes], index=index).astype(bool))
 
 
+_NS_MIN, _NS_MAX = pd.Timestamp("1678-01-01"), pd.Timestamp("2261-12-31")
+
+
+def _parse_iso_dates(text: pd.Series) -> pd.Series:
+    """``YYYY-MM-DD`` text as nanosecond timestamps; a date outside 1678–2261 (what such a timestamp
+    holds) or an impossible one is NaT, left for the "cannot read as a date" finding."""
+    parsed = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
+    return parsed.where((parsed >= _NS_MIN) & (parsed <= _NS_MAX)).astype("datetime64[ns]")
+
+
 def _text_dates_unique(text: pd.Series, live: pd.Series, sites: pd.Series, study: Any) -> tuple[pd.Series, pd.Series, pd.Series]:
     out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
     rule = pd.Series(None, index=text.index, dtype="object")
     iso = live & text.str.fullmatch(r"\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?")
     if iso.any():
-        parsed = pd.to_datetime(text[iso].str.slice(0, 10).str.replace(r"-(\d)(?=-|$)", r"-0\1", regex=True),
-                                format="%Y-%m-%d", errors="coerce")
+        parsed = _parse_iso_dates(text[iso].str.slice(0, 10).str.replace(r"-(\d)(?=-|$)", r"-0\1", regex=True))
         out[iso] = parsed
         with_time = iso & (text.str.len() > 10)
         rule[with_time] = "datetime-to-date"
@@ -646,7 +655,7 @@ def _text_dates_unique(text: pd.Series, live: pd.Series, sites: pd.Series, study
             year, month, day = (parts.loc[sel, pos[0]], parts.loc[sel, pos[1]], parts.loc[sel, pos[2]])
             ok = year.str.len() == 4
             iso_text = year + "-" + month.str.zfill(2) + "-" + day.str.zfill(2)
-            out[sel] = pd.to_datetime(iso_text.where(ok), format="%Y-%m-%d", errors="coerce")
+            out[sel] = _parse_iso_dates(iso_text.where(ok))
             rule[sel] = f"date:{order}"
     return out, rule, no_site
 
@@ -664,6 +673,11 @@ def _dates(var: Any, native: pd.Series, text: pd.Series, live: pd.Series, sites:
     handled = pd.Series(False, index=index)
     if kinds is not None:
         is_date = kinds.isin([dt.date, dt.datetime, pd.Timestamp]) & live
+        if is_date.any():
+            # Dates outside what a nanosecond timestamp holds (years 1678-2261) are left for the
+            # "cannot read as a date" finding below, never allowed to overflow.
+            years = native[is_date].map(lambda d: d.year)
+            is_date &= pd.Series(years.between(1678, 2261), index=years.index).reindex(index, fill_value=False)
         if is_date.any():
             stamps = pd.to_datetime(native[is_date].map(
                 lambda d: d if isinstance(d, dt.datetime) else dt.datetime(d.year, d.month, d.day)),
