@@ -110,15 +110,16 @@ def test_errors_are_rejected_warnings_acknowledged_and_corrections_accepted(demo
         assert status[f"site{site}_v1"] == "rejected"
         assert status[f"site{site}_v2"] in ("accepted", "accepted-with-warnings")
     for site in ("01", "04", "06", "07"):
-        assert status[f"site{site}_v1"] == "accepted-with-warnings"
-    assert status["site06_v2"] == "rejected"
+        assert status[f"site{site}_v1"] in ("accepted", "accepted-with-warnings")
+    # Genuine major deviations in correct data do not block: the late records are accepted.
+    assert status["site06_v2"] == "accepted"
     current = demo["workspace"].current_submissions()
     assert sorted(current) == list(SITES)
     by_upload = {s["upload"]: s["submission"] for s in demo["submissions"]}
-    assert current["06"].id == by_upload["site06_v1"]  # the rejected update did not replace it
-    # every error of the key sits in a rejected upload; what a re-upload corrected is resolved
+    assert current["06"].id == by_upload["site06_v2"]
+    # every data error of the key sits in a rejected upload; what a re-upload corrected is resolved
     for entry in demo["key"]:
-        if entry["severity"] == "error":
+        if entry["severity"] == "error" and not entry["code"].startswith("PD-"):
             assert all(status[u] == "rejected" for u in entry["uploads"]), entry
         if entry["resolved_by"]:
             assert status[entry["resolved_by"]] != "rejected"

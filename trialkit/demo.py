@@ -28,19 +28,20 @@ the weight moves it; methotrexate stable, prednisone tapered from week 4 in resp
 and non-responders; dropouts with a DS record and no later visit.
 
 **Planted problems and the ledger.** Every data check DC-01 … DC-16 and every deviation PD-01 …
-PD-13 is planted at least once, in a named site, subject and record. A submission with an error is
-rejected, and a major deviation is an error, so:
+PD-13 is planted at least once, in a named site, subject and record. A submission with a data error
+is rejected; protocol deviations do not decide a submission's status (they are facts about how the
+trial was run, tracked as queries), and data-check warnings hold a submission until acknowledged:
 
-- error-level problems are planted as the typing mistakes they usually are (a date typed in the
-  wrong month, a lost decimal comma, a dropdown slip) in the first uploads of sites 03, 05 and 08,
-  which are rejected; each site then sends a corrected re-upload (the site answered its queries),
-  which is accepted, and those queries are resolved;
-- warning-level problems (minor deviations, DC-14, DC-15) stay in the data: those submissions are
-  held, and the data manager acknowledges the warnings (``accept_warnings``), as at sites 01, 04,
-  06 and 07; site 02 is clean and accepted at once;
+- data errors and some major deviations are planted as the typing mistakes they usually are (a
+  date typed in the wrong month, a lost decimal comma, a dropdown slip) in the first uploads of
+  sites 03, 05 and 08, which are rejected; each site then sends a corrected re-upload (the site
+  answered its queries), which is accepted, and those queries are resolved;
+- warning-level problems (minor deviations, DC-14, DC-15) stay in the data: submissions with
+  data-check warnings are held and the data manager acknowledges them (``accept_warnings``); site 02
+  is clean and accepted at once;
 - site 06 later sends records it had entered late, with two genuine major deviations (a prohibited
-  JAK inhibitor, an SAE reported late): that submission is rejected, its queries stay open and the
-  site's earlier accepted data stay current.
+  JAK inhibitor, an SAE reported late): that submission is accepted — the data are right — and the
+  deviations stay open queries that take those subjects out of the per-protocol population.
 
 Info-level findings (recorded normalisations: site date order, decimal commas, unit conversions,
 synonyms, missing-value codes) are part of reading real uploads and are not in the answer key; any
