@@ -544,3 +544,14 @@ def test_haven_reads_xpt_sav_dta(written: dict[str, Path]) -> None:
     assert rows[("sav", "SEX")][2] == "M=Male;F=Female"
     assert rows[("dta", "SEXN")][2] == "1=Male;2=Female"
     assert rows[("dta", "SEXN")][0] == "Sex (N)"
+
+
+def test_an_all_missing_date_column_stays_a_readable_date_in_every_stat_format(tmp_path):
+    frame = pd.DataFrame({"USUBJID": ["S-1", "S-2"], "DSSTDT": pd.Series([pd.NaT, pd.NaT], dtype="datetime64[ns]")})
+    written = write_dataset(frame, tmp_path, "adsl", ["xpt", "sav", "dta"],
+                            labels={"USUBJID": "Subject", "DSSTDT": "Disposition date"},
+                            types={"DSSTDT": "date"})
+    for fmt, reader in (("xpt", pyreadstat.read_xport), ("sav", pyreadstat.read_sav), ("dta", pyreadstat.read_dta)):
+        back, meta = reader(written[fmt])
+        assert back["DSSTDT"].isna().all() and list(back["USUBJID"]) == ["S-1", "S-2"], fmt
+        assert meta.column_names_to_labels["DSSTDT"] == "Disposition date", fmt

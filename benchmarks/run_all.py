@@ -1,0 +1,204 @@
+"""Run every benchmark and print one Markdown table (also written to ``benchmarks/RESULTS.md``).
+
+Run from the repository root::
+
+    /work/venv/bin/python benchmarks/run_all.py [--quick] [--output benchmarks/RESULTS.md]
+
+Each benchmark runs as its own subprocess of this interpreter and measures trialkit against its
+baseline in the same run; this script only collects what they print:
+
+=========  =========================================  ===================  ==================
+stage      full mode                                  ``--quick``          target
+=========  =========================================  ===================  ==================
+import     100,000 × 20 upload sheet vs python-calamine 20,000 rows         ≤ 1.5×
+validate   1,000,000-row diary vs bare pandera         200,000 rows        ≤ 2×
+pool       50 sites, 10,000,000-row diary vs pandas    1,000,000 rows      ≤ 2×
+start-up   ``trialkit --help`` vs ``import click``     best of 5 (not 10)  ≤ 2×
+=========  =========================================  ===================  ==================
+
+The table has one row per stage: trialkit's time, the baseline's, the ratio, the target, whether it
+is met, and the peak resident memory where the benchmark reports it. A benchmark that fails or
+prints something this script cannot read gets a row saying so, and the script exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass
+class Row:
+    stage: str
+    trialkit: float | None = None
+    baseline: float | None = None
+    target: float | None = None
+    memory: str = ""
+    error: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        return self.trialkit / self.baseline if self.trialkit and self.baseline else None
+
+    def cells(self) -> list[str]:
+        if self.error:
+            return [self.stage, "—", "—", "—", f"≤ {self.target:g}×" if self.target else "—", f"not measured: {self.error}", ""]
+        ratio = self.ratio
+        met = "yes" if ratio is not None and self.target is not None and ratio <= self.target else "**no**"
+        return [self.stage, _seconds(self.trialkit), _seconds(self.baseline), f"{ratio:.2f}×", f"≤ {self.target:g}×",
+                met, self.memory]
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def _run(script: str, args: list[str]) -> tuple[str, str | None]:
+    """Run ``benchmarks/<script>``; its stdout, and an error text when it failed."""
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, str(HERE / script), *args], capture_output=True, text=True,
+                          cwd=HERE.parent, check=False)
+    print(f"  {script} {' '.join(args)}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return done.stdout, f"exit code {done.returncode}: {tail}"
+    return done.stdout, None
+
+
+def _number(pattern: str, text: str) -> float:
+    match = re.search(pattern, text)
+    if match is None:
+        raise ValueError(f"no match for {pattern!r}")
+    return float(match.group(1))
+
+
+def bench_import(quick: bool) -> Row:
+    rows = 20_000 if quick else 100_000
+    row = Row(f"import: {rows:,} × 20 upload sheet vs bare python-calamine read", target=1.5)
+    out, error = _run("bench_import.py", ["--rows", str(rows)])
+    try:
+        if error:
+            raise ValueError(error)
+        if _result_line(out, row):
+            return row
+        side = r"^{}\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s*$"
+        calamine = re.search(side.format("calamine"), out, re.MULTILINE)
+        ours = re.search(side.format("trialkit"), out, re.MULTILINE)
+        if calamine and ours:  # table of best, median and peak RSS per side, each in its own process
+            row.baseline, row.trialkit = float(calamine.group(2)), float(ours.group(2))
+            row.stage += " (medians)"
+            row.memory = f"{ours.group(3)} MB / {calamine.group(3)} MB"
+        else:  # one run of each side in this process
+            row.baseline = _number(r"calamine bare read\s*:\s*([\d.]+) s", out)
+            row.trialkit = _number(r"trialkit import\s*:\s*([\d.]+) s", out)
+            peak = _number(r"peak memory \(RSS\)\s*:\s*([\d.]+) MB", out)
+            row.memory = f"{peak:.0f} MB (whole process)"
+        row.target = _number(r"target <= ([\d.]+)x", out)
+    except ValueError as exc:
+        row.error = str(exc)
+    return row
+
+
+def bench_validate(quick: bool) -> Row:
+    rows = 200_000 if quick else 1_000_000
+    row = Row(f"validate: {rows:,}-row diary vs bare pandera (lazy)", target=2.0)
+    out, error = _run("bench_validate.py", [str(rows)])
+    try:
+        if error:
+            raise ValueError(error)
+        if _result_line(out, row):
+            return row
+        row.baseline = _number(r"bare pandera lazy validation\s*:\s*([\d.]+) s", out)
+        row.trialkit = _number(r"trialkit validate_form\S*\s*:\s*([\d.]+) s", out)
+        row.target = _number(r"target ≤ ([\d.]+)×", out)
+    except ValueError as exc:
+        row.error = str(exc)
+    return row
+
+
+def _result_line(out: str, row: Row) -> bool:
+    """Fill ``row`` from the benchmark's ``RESULT {json}`` line, if it printed one."""
+    lines = [line for line in out.splitlines() if line.startswith("RESULT ")]
+    if not lines:
+        return False
+    data = json.loads(lines[-1][len("RESULT "):])
+    row.stage, row.trialkit, row.baseline = data.get("stage", row.stage), data["trialkit"], data["baseline"]
+    row.target = data.get("target", row.target)
+    if "trialkit_peak_mb" in data:
+        row.memory = f"{data['trialkit_peak_mb']:.0f} MB / {data['baseline_peak_mb']:.0f} MB"
+        if "inputs_peak_mb" in data:
+            row.memory += f" (input frames {data['inputs_peak_mb']:.0f} MB)"
+    return True
+
+
+def _from_result_line(script: str, args: list[str], stage: str, target: float) -> Row:
+    row = Row(stage, target=target)
+    out, error = _run(script, args)
+    if error or not _result_line(out, row):
+        row.error = error or "no RESULT line"
+    return row
+
+
+def bench_pool(quick: bool) -> Row:
+    return _from_result_line("bench_pool.py", ["--quick"] if quick else [], "pool", 2.0)
+
+
+def bench_startup(quick: bool) -> Row:
+    return _from_result_line("bench_startup.py", ["--quick"] if quick else [], "start-up", 2.0)
+
+
+def table(rows: list[Row]) -> str:
+    header = ["stage", "trialkit", "baseline", "ratio", "target", "met?", "peak RSS (trialkit / baseline)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row.cells()) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller inputs (about a minute in all)")
+    parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md", help="Markdown file to write")
+    args = parser.parse_args()
+    mode = "quick" if args.quick else "full"
+    print(f"running the benchmarks ({mode} mode)", file=sys.stderr)
+    load_before = os.getloadavg()[0]
+    started = time.perf_counter()
+    rows = [bench(args.quick) for bench in (bench_import, bench_validate, bench_pool, bench_startup)]
+    elapsed = time.perf_counter() - started
+    markdown = table(rows)
+    print(markdown)
+    from trialkit import __version__
+
+    text = "\n".join([
+        "# Benchmark results",
+        "",
+        f"Produced by `python benchmarks/run_all.py{' --quick' if args.quick else ''}` ({mode} mode, "
+        f"{elapsed:.0f} s) on {datetime.now(UTC):%Y-%m-%d}: trialkit {__version__}, Python "
+        f"{platform.python_version()}, {platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores. "
+        f"Load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (other work on the "
+        "machine slows both sides, not always equally: rerun before trusting a ratio near its target). "
+        "Each ratio is trialkit's time over a baseline measured in the same run; times are wall-clock.",
+        "",
+        markdown,
+        "",
+    ])
+    args.output.write_text(text, encoding="utf-8")
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 1 if any(row.error for row in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
