@@ -198,7 +198,9 @@ def _cell_text(value: Any) -> str:
 
 def _infer_type(column: pd.Series) -> str:
     """A short description of a column's cells: text, number, date, datetime, mixed, empty."""
-    inferred = pd.api.types.infer_dtype(column[column != ""], skipna=True)
+    # Judged on the distinct values: the same answer as on every cell, without a full-column pass.
+    distinct = [v for v in pd.unique(column.to_numpy()) if not (isinstance(v, str) and v == "")]
+    inferred = pd.api.types.infer_dtype(distinct, skipna=True) if distinct else "empty"
     return {"string": "text", "floating": "number", "integer": "number", "mixed-integer-float": "number",
             "date": "date", "datetime": "datetime", "datetime64": "datetime", "boolean": "boolean",
             "empty": "empty", "time": "time", "timedelta": "time"}.get(inferred, "mixed")
