@@ -91,9 +91,9 @@ def import_submission(workspace: Any, submission: Any, study: Study) -> dict[str
             shutil.copyfile(source, target)
             paths.append(target)
         result = import_files(paths, study, site=submission.site)
+        # Lineage names the archived upload, not the scratch copy.
+        originals = {str(p): f"submission {submission.id}: {p.name}" for p in paths}
         for form_data in result.forms.values():
-            # Lineage names the archived upload, not the scratch copy.
-            originals = {str(p): f"submission {submission.id}: {p.name}" for p in paths}
             form_data.lineage["FILE"] = form_data.lineage["FILE"].map(lambda f: originals.get(str(f), f))
         return dict(result.forms)
 

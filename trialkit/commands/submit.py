@@ -42,8 +42,8 @@ def command(files: tuple[str, ...], site: str, note: str | None, operator: str |
 
     Exit code 0 accepted, 1 rejected or held, 2 usage error, 3 could not complete.
     """
-    from trialkit.importers.reader import import_files
     from trialkit.commands.validate import finding_line
+    from trialkit.importers.reader import import_files
     from trialkit.ledger import PrivacyRefused, open_workspace
     from trialkit.validate import validate
 
