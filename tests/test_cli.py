@@ -66,3 +66,27 @@ def test_python_dash_m_trialkit():
 def test_unknown_command_is_a_usage_error():
     result = CliRunner().invoke(cli, ["frobnicate"])
     assert result.exit_code == 2
+
+
+def test_installed_console_script_works_from_any_directory(tmp_path):
+    """After `pip install .` (CI installs non-editable), the bundled study is found from anywhere."""
+    import json
+    import os
+    import shutil
+
+    script = shutil.which("trialkit", path=str(Path(sys.executable).parent)) or shutil.which("trialkit")
+    if script is None:
+        import pytest
+
+        pytest.skip("the trialkit console script is not installed (pip install .)")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TRIALKIT_STUDY")}
+    subprocess.run([script, "template", "-o", "t.xlsx", "-q"], cwd=tmp_path, env=env, check=True,
+                   capture_output=True, timeout=120)
+    from openpyxl import load_workbook
+
+    book = load_workbook(tmp_path / "t.xlsx")
+    assert book.sheetnames[1:16] == ["DM", "MH", "PT", "IE", "RAND", "VS", "CORE", "JA", "CHAQ", "FEVER",
+                                     "LB", "EX", "CM", "AE", "DS"]
+    out = subprocess.run([script, "dictionary", "-f", "json"], cwd=tmp_path, env=env, check=True,
+                         capture_output=True, text=True, timeout=120).stdout
+    assert len(json.loads(out)["forms"]) == 15

@@ -75,3 +75,33 @@ def test_libreoffice_keeps_validations_names_and_protection(template, tmp_path):
         assert [ws.sheet_state for ws in wb.worksheets][-2:] == ["hidden", "hidden"]
     finally:
         wb.close()
+
+
+def test_query_workbook_opens_in_libreoffice_with_only_its_sites_rows(tmp_path):
+    """A site's query workbook converts in LibreOffice, and its text (CSV) shows only that site."""
+    from trialkit.findings import Category, Finding, Report, Severity
+    from trialkit.querybook import write_query_workbook
+
+    report = Report(study_id="ANK-SJIA-01", study_version="1.0", site="01", findings=[
+        Finding(code="RANGE", severity=Severity.ERROR, category=Category.RANGE, site=site,
+                subject=f"{site}-001", form="VS", visit="W4", variable="WEIGHT", value="300",
+                message="WEIGHT = 300 is outside 8-200 kg", file="upload.xlsx", sheet="VS", row=6,
+                query_id=f"Q-{site}")
+        for site in ("01", "07")
+    ])
+    book = write_query_workbook(report, tmp_path / "queries_site01.xlsx", site="01")
+    pdf = _convert(book, "pdf", tmp_path / "pdf")
+    assert pdf.read_bytes().startswith(b"%PDF")
+    # Every sheet as CSV (LibreOffice's filter option -1 writes one file per sheet, named by sheet).
+    outdir = tmp_path / "csv"
+    outdir.mkdir()
+    subprocess.run(
+        [LIBREOFFICE, f"-env:UserInstallation=file://{outdir / 'lo-profile'}", "--headless", "--convert-to",
+         "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,-1",
+         "--outdir", str(outdir), str(book)],
+        capture_output=True, text=True, timeout=300, check=True,
+    )
+    queries = [p for p in outdir.glob("*.csv") if "Queries" in p.name]
+    assert queries, sorted(p.name for p in outdir.iterdir())
+    csv_text = queries[0].read_text(encoding="utf-8", errors="replace")
+    assert "01-001" in csv_text and "07-001" not in csv_text
