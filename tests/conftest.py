@@ -32,3 +32,18 @@ def corpus() -> Path:
     if not CORPUS.is_dir():
         pytest.skip(f"shared corpus not found at {CORPUS}; these tests need ../shared/corpus")
     return CORPUS
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """One `trialkit demo` run shared by every test that looks at the demo (it takes about a minute).
+
+    Returns ``(folder, CliRunner result)``; tests must not modify the folder.
+    """
+    from click.testing import CliRunner
+
+    from trialkit.cli import cli
+
+    folder = tmp_path_factory.mktemp("demo") / "trialkit-demo"
+    result = CliRunner().invoke(cli, ["demo", str(folder), "-q"], catch_exceptions=False)
+    return folder, result

@@ -312,11 +312,9 @@ HAS_DEMO = (Path(__file__).resolve().parents[1] / "trialkit" / "demo.py").is_fil
 
 
 @pytest.mark.skipif(not HAS_DEMO, reason="trialkit/demo.py is not there yet")
-def test_demo_outputs_hold_no_arm(tmp_path):
-    from trialkit.demo import run_demo
-
-    run_demo(tmp_path / "demo")
-    outputs = [p for p in sorted((tmp_path / "demo").rglob("*")) if p.is_file()
+def test_demo_outputs_hold_no_arm(demo_run):
+    folder, _ = demo_run
+    outputs = [p for p in sorted(folder.rglob("*")) if p.is_file()
                and p.suffix in (".parquet", ".csv", ".xpt", ".sav", ".dta", ".xlsx", ".md", ".json", ".html")]
     assert any(p.suffix == ".html" for p in outputs) and any(p.name == "adsl.parquet" for p in outputs)
-    assert {str(p.relative_to(tmp_path)): arm_findings(p) for p in outputs if arm_findings(p)} == {}
+    assert {str(p.relative_to(folder)): arm_findings(p) for p in outputs if arm_findings(p)} == {}

@@ -29,9 +29,8 @@ ALL_CODES = [f"DC-{n:02d}" for n in range(1, 17)] + [f"PD-{n:02d}" for n in rang
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> dict[str, Any]:
-    folder = tmp_path_factory.mktemp("demo") / "trialkit-demo"
-    result = CliRunner().invoke(cli, ["demo", str(folder), "-q"], catch_exceptions=False)
+def demo(demo_run) -> dict[str, Any]:
+    folder, result = demo_run
     manifest = json.loads((folder / MARKER).read_text(encoding="utf-8"))
     return {
         "folder": folder,

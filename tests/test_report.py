@@ -1,7 +1,7 @@
 """The HTML data-quality report: offline, escaped, blinded, per-site, with the expected numbers.
 
 One small workspace (two sites, one subject each) is built once for the module: site 01 sends one
-clean upload; site 07 sends a clean upload and then a rejected one (file name with ``&``) whose
+clean upload; site 07 sends a clean upload and then one held for its unacknowledged warnings (file name with ``&``) whose
 serious AE, named ``<script>alert(1)</script>``, was reported late (PD-12) and whose dose is out of
 range (PD-05). The ledger is pooled blinded into ``ws/pooled`` and unblinded into ``unblinded/``.
 """
@@ -180,7 +180,8 @@ def test_site_status_table_has_the_ledger_numbers(built, study):
     assert milan[5:] == ["2024-04-12", "0", "0", "0", "–"]
     london = sites["07 London (GB)"]
     assert london[1] == "2" and london[2].startswith("#3 ·") and AMPERSAND_FILE in london[2]
-    assert london[3] == "✗ rejected" and london[4].startswith("#2 ·")
+    # Its deviations do not reject it, but its unacknowledged warnings hold it: #2 stays current.
+    assert london[3] == "! held" and london[4].startswith("#2 ·")
     assert london[5:] == ["2024-04-12", "2", "0", "2", age]
     assert sites["03 Paris (FR)"][1:4] == ["0", "—", "— no submission"]
     assert '<span class="n">2 / 8</span><span class="l">sites with accepted data</span>' in built["html"]
