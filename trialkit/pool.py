@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -126,10 +126,12 @@ def pool(
     randlist: str | Path | None = None,
     freeze: str | None = None,
     operator: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Build and write the pooled forms and analysis datasets; returns the manifest.
 
     The unblinding (``randlist``) and the pool itself are recorded in the workspace's audit log.
+    ``progress(step, done, total)`` is called as the work goes on (the CLI shows a bar).
     """
     submissions = workspace.frozen_submissions(freeze) if freeze else workspace.current_submissions()
     if not submissions:
@@ -137,8 +139,15 @@ def pool(
             f"{workspace.path}: no site has accepted data to pool yet; submit uploads first (trialkit submit)"
         )
     arms = read_randlist(randlist) if randlist else None
-    per_site = {site: import_submission(workspace, sub, study) for site, sub in submissions.items()}
+    total = len(submissions) + 2
+    per_site = {}
+    for done, (site, sub) in enumerate(submissions.items()):
+        if progress:
+            progress(f"re-importing site {site} (submission {sub.id})", done, total)
+        per_site[site] = import_submission(workspace, sub, study)
     forms = stack_forms(per_site)
+    if progress:
+        progress("deriving ADSL, ADEFF, ADAE", total - 2, total)
 
     from trialkit.adam import derive_datasets
     from trialkit.export import make_dataset, write_output_set
@@ -178,7 +187,11 @@ def pool(
         workspace.record_event(
             "unblind", operator=operator, detail={"randlist": str(randlist), "subjects": int(len(arms)), "out": str(out_dir)}
         )
+    if progress:
+        progress(f"writing {', '.join(formats)}", total - 1, total)
     manifest = write_output_set(datasets, out_dir, formats, extra=extra)
+    if progress:
+        progress("done", total, total)
     workspace.record_event(
         "pool",
         operator=operator,

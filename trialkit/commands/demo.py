@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from trialkit.commands.options import quiet_option
+from trialkit.commands.options import progress_bar, quiet_option
 
 DEFAULT_DIR = "./trialkit-demo"
 
@@ -35,11 +34,8 @@ def command(directory: str, seed: int | None, quiet: bool) -> None:
         check_demo_folder(folder)
     except UsageError as exc:
         raise click.UsageError(str(exc)) from exc
-    show = not quiet and sys.stderr.isatty()
-    if show:
-        result = _run_with_progress(run_demo, folder, seed if seed is not None else DEFAULT_SEED)
-    else:
-        result = run_demo(folder, seed=seed if seed is not None else DEFAULT_SEED)
+    with progress_bar("trialkit demo", quiet) as report:
+        result = run_demo(folder, seed=seed if seed is not None else DEFAULT_SEED, progress=report)
 
     here = result.directory
     ws = result.workspace
@@ -65,22 +61,3 @@ def command(directory: str, seed: int | None, quiet: bool) -> None:
     click.echo(f"  trialkit queries --workspace {ws} --status open")
     click.echo(f"  trialkit queries --workspace {ws} --site 03 -o queries_site03.xlsx")
     click.echo(f"  trialkit pool --workspace {ws} -o pooled")
-
-
-def _run_with_progress(run_demo, folder: Path, seed: int):
-    """Run the demo with a rich progress bar on stderr (only called when stderr is a terminal)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    console = Console(stderr=True)
-    # No refresh thread (auto_refresh=False): the demo forks worker processes, and a fork must not
-    # happen while another thread holds the console's lock.
-    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console,
-                  transient=True, auto_refresh=False) as bar:
-        task = bar.add_task("trialkit demo", total=1)
-
-        def report(step: str, done: int, total: int) -> None:
-            bar.update(task, description=step, completed=done, total=total)
-            bar.refresh()
-
-        return run_demo(folder, seed=seed, progress=report)

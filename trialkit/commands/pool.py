@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from trialkit.commands.options import load, quiet_option, study_option
+from trialkit.commands.options import load, progress_bar, quiet_option, study_option
 from trialkit.commands.workspace_options import operator_option, workspace_option
 
 FORMAT_CHOICES = ("parquet", "csv", "xpt", "sav", "dta")
@@ -51,7 +51,9 @@ def command(out_dir, formats, randlist, freeze_label, operator, workspace, study
     study = load(study_path)
     ws = open_workspace(workspace)
     target = Path(out_dir) if out_dir else ws.path / (f"pooled-{freeze_label}" if freeze_label else "pooled")
-    manifest = pool(ws, study, target, formats=chosen, randlist=randlist, freeze=freeze_label, operator=operator)
+    with progress_bar("trialkit pool", quiet) as report:
+        manifest = pool(ws, study, target, formats=chosen, randlist=randlist, freeze=freeze_label,
+                        operator=operator, progress=report)
     sites = ", ".join(f"{i['site']}#{i['submission']}" for i in manifest.get("inputs", []))
     click.echo(str(target))
     if not quiet:
