@@ -26,6 +26,7 @@ from trialkit.importers.detect import FileRead, RawTable
 from trialkit.importers.limits import (
     Limits,
     TextRuns,
+    column_letters,
     file_size_finding,
     limit_finding,
     long_string_cell,
@@ -207,12 +208,7 @@ def _infer_type(column: pd.Series) -> str:
 
 
 def _col_letter(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        letters = chr(65 + rem) + letters
-    return letters
+    return column_letters(index)
 
 
 def _col_index(letters: bytes) -> int:
