@@ -15,7 +15,6 @@ import pandas as pd
 import pytest
 
 from trialkit import adam
-from trialkit.study import load_study
 
 S1, S2, S3 = "01-001", "07-002", "01-003"
 D1, W4 = "2024-03-01", "2024-03-29"
@@ -67,11 +66,6 @@ def _diary(subject: str, first: str, days: int, temp: float) -> list[dict]:
         {"SITEID": site(subject), "SUBJID": subject, "FVDAT": ts(first) + pd.Timedelta(days=k), "FVTEMP": temp}
         for k in range(days)
     ]
-
-
-@pytest.fixture(scope="module")
-def study():
-    return load_study()
 
 
 @pytest.fixture(scope="module")

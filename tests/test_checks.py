@@ -5,20 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import pytest
-
 from tests.test_validate import make_form_data, vs
 from trialkit.findings import Status
 from trialkit.rules import run_rules
-from trialkit.study import load_study
 
 TODAY = dt.date(2025, 6, 1)
 CUT = dt.date(2024, 12, 31)
-
-
-@pytest.fixture(scope="module")
-def study():
-    return load_study()
 
 
 def rule_of(study, rule_id):

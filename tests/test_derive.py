@@ -13,14 +13,8 @@ import pandas as pd
 import pytest
 
 from trialkit import derive
-from trialkit.study import load_study
 
 NA = pd.NA
-
-
-@pytest.fixture(scope="module")
-def study():
-    return load_study()
 
 
 def d(*values: str | None) -> pd.Series:

@@ -18,16 +18,10 @@ from trialkit.dictionary import (
     render_dictionary,
     write_dictionary,
 )
-from trialkit.study import load_study
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED_MD = REPO / "docs" / "data-dictionary.md"
 REGENERATE = "trialkit dictionary -f md -o docs/data-dictionary.md"
-
-
-@pytest.fixture(scope="module")
-def study():
-    return load_study()
 
 
 def test_tables(study):

@@ -10,7 +10,6 @@ from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 
 from trialkit.cli import cli
-from trialkit.study import load_study
 from trialkit.templates import (
     ENTRY_ROWS,
     ERROR_MAX,
@@ -26,11 +25,6 @@ from trialkit.templates import (
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "templates" / "ANK-SJIA-01_upload_template.xlsx"
 REGENERATE = "trialkit template -o templates/ANK-SJIA-01_upload_template.xlsx"
-
-
-@pytest.fixture(scope="module")
-def study():
-    return load_study()
 
 
 @pytest.fixture(scope="module")

@@ -15,15 +15,9 @@ import pytest
 from trialkit.findings import Category, Status
 from trialkit.importers.base import FormData, ImportResult
 from trialkit.rules import rule, run_rules
-from trialkit.study import load_study
 from trialkit.validate import validate, validate_form
 
 MISSING_CODES = ("ND", "NK", "NA")
-
-
-@pytest.fixture(scope="module")
-def study():
-    return load_study()
 
 
 def make_form_data(
