@@ -37,7 +37,6 @@ ERROR = "error"
 WARNING = "warning"
 
 COLUMNS = ["SUBJID", "VISIT", "_form", "_index", "_variable"]
-SUBJECT_ID = r"\d{2}-\d{3}"
 SERIOUS_CRITERIA = ["AESDTH", "AESLIFE", "AESHOSP", "AESDISAB", "AESCONG", "AESMIE"]
 MAS_TESTS = {"FERRITIN": "ferritin", "PLAT": "platelets", "AST": "ast", "TRIG": "triglycerides",
              "FIBRINO": "fibrinogen"}
@@ -178,9 +177,11 @@ def subject_prefix_not_site(ctx: RuleContext) -> pd.DataFrame:
     for code in _uploaded(ctx):
         frame = ctx.form(code)
         subjid = frame["SUBJID"].astype("str")
-        wellformed = subjid.str.fullmatch(SUBJECT_ID).fillna(False) & frame["SUBJID"].notna()
+        # The site part of a well-formed SUBJID is the named group "site" of the study's pattern.
+        prefix = subjid.str.extract(ctx.study.subject_id_pattern)["site"]
+        wellformed = prefix.notna() & frame["SUBJID"].notna()
         site = frame["SITEID"]
-        bad = wellformed & site.notna() & subjid.str.slice(0, 2).ne(site.astype("str"))
+        bad = wellformed & site.notna() & prefix.ne(site.astype("str"))
         if bad.any():
             parts.append(_point(frame[bad], code, "SUBJID", SITEID="SITEID"))
     return _concat(parts, "SITEID")
@@ -393,7 +394,7 @@ def value_without_unit(ctx: RuleContext) -> pd.DataFrame:
 
 
 def _fever_threshold(ctx: RuleContext) -> float:
-    return float(ctx.study.param("lab_limits", "fever_c", default="38.0"))
+    return float(ctx.study.protocol.diary.fever_c)
 
 
 def _febrile_samples(ctx: RuleContext, samples: pd.DataFrame) -> pd.Series:
@@ -486,7 +487,7 @@ def mas_without_ae(ctx: RuleContext) -> pd.DataFrame:
 )
 def weight_jump(ctx: RuleContext) -> pd.DataFrame:
     """Consecutive VS visits (by date) whose weights differ by more than the limit, exactly."""
-    limit = int(ctx.study.param("lab_limits", "weight_change_warning_pct", default="20"))
+    limit = int(ctx.study.protocol.lab_limits.weight_change_warning_pct)
     vs = ctx.form("VS")
     vs = vs[vs["WEIGHT"].notna() & vs["VSDAT"].notna() & vs["SUBJID"].notna()]
     if vs.empty:

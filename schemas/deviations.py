@@ -11,18 +11,18 @@ set ``_class`` and ``_severity`` per row.
 
 Conventions shared by every rule (the synopsis leaves these open; each is stated where it is used):
 
-- **Day 1** is the first dose (``trialkit.derive.derive_first_dose``); a subject with no study drug
+- **Day 1** is the first dose (``derivations.derive_first_dose``); a subject with no study drug
   record falls back to the randomization date, since randomization happens at the D1 visit.
 - **Data cut**: the date the data manager gives, else the latest date the upload contains (synopsis,
   Visits). A visit counts as due only when its window has closed by the data cut.
-- **Part A** is study days 1..29 (``[parts]`` in study.toml).
+- **Part A** is study days 1..29 (``[protocol.parts]`` in study.toml).
 - **Partial dates** are imputed the DERIVATIONS way (start: first of the month, end: last day of the
   month, ``trialkit.derive.impute_partial_date``), never edited.
 - Thresholds are compared exactly (``decimal.Decimal``), never on floats.
 
-The primitives of ``trialkit.derive`` are imported inside the rules, so that a study definition still
-loads (and the other rules still run) in an installation where a derivation is missing: the rule that
-needs it is then recorded as an error, never as a pass.
+The generic primitives come from :mod:`trialkit.derive`; this trial's own derivations (dose window,
+prednisone equivalent, CHAQ index, fever-free status) from this folder's ``analysis/derivations.py``,
+which the analysis programs use too. A rule that raises is recorded as an error, never as a pass.
 """
 
 from __future__ import annotations
@@ -32,8 +32,11 @@ from typing import Any
 
 import pandas as pd
 
+from trialkit import derive
 from trialkit.rules import RuleContext, rule
 from trialkit.scores import to_decimal
+
+from .analysis import derivations
 
 MAJOR = "error"  # severity of a major deviation
 MINOR = "warning"  # severity of a minor deviation
@@ -63,18 +66,10 @@ CHAQ_DOMAINS = {
     "grip": ("GRIP", 5, "GRIPAH"),
     "activities": ("ACT", 5, "ACTAH"),
 }
-DIARY_MIN_DAYS = 6  # of the 7 days V-7..V-1 (DERIVATIONS, adapted ACR Pedi)
 
 
 # ------------------------------------------------------------------------------------------------
 # Shared helpers
-
-
-def _derive() -> Any:
-    """``trialkit.derive``, imported when a rule needs it (see the module docstring)."""
-    from trialkit import derive
-
-    return derive
 
 
 def _findings(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
@@ -128,7 +123,7 @@ def _first_dose(ctx: RuleContext) -> pd.DataFrame:
         ex = ctx.form("EX")
         if not ctx.has("EX") or ex.empty:
             return pd.DataFrame(columns=["TRTSDT", "TRTEDT", "D1"], index=pd.Index([], name="SUBJID"))
-        first = _derive().derive_first_dose(ex)
+        first = derivations.derive_first_dose(ex)
         if "SUBJID" in first.columns:
             first = first.set_index("SUBJID")
         return first
@@ -167,15 +162,15 @@ def _date_of_day(day1: pd.Timestamp, study_day: int) -> pd.Timestamp:
 
 def _part_a(ctx: RuleContext) -> tuple[int, int]:
     """First and last study day of Part A (study.toml ``[parts]``)."""
-    part = ctx.study.param("parts", "A", default={}) or {}
-    return int(part.get("first_day", 1)), int(part.get("last_day", 29))
+    part = ctx.study.protocol.part_a
+    return part.first_day, part.last_day
 
 
 def _imputed(values: pd.Series, kind: str) -> pd.Series:
     """Partial dates imputed (``kind`` = ``start`` or ``end``) as datetime64, aligned to ``values``."""
     if len(values) == 0:
         return pd.Series([], index=values.index, dtype="datetime64[us]")
-    result = _derive().impute_partial_date(values, kind)
+    result = derive.impute_partial_date(values, kind)
     series = result["DT"] if isinstance(result, pd.DataFrame) else result
     return pd.to_datetime(pd.Series(list(series), index=values.index), errors="coerce")
 
@@ -287,7 +282,6 @@ def pd02_eligibility_contradicted(ctx: RuleContext) -> pd.DataFrame:
       7 × weeks days before day 1. A partial stop date takes its *latest* possible day (end of the
       month or year), so the deviation is reported only when certain — on ``PTENDAT``.
     """
-    derive = _derive()
     day1 = _day1(ctx)
     answers = _ie_answers(ctx.form("IE"))
     rows: list[dict[str, Any]] = []
@@ -336,11 +330,11 @@ def pd02_eligibility_contradicted(ctx: RuleContext) -> pd.DataFrame:
 
     # IN04, IN05, EX01, EX02: prior therapy
     pt = ctx.form("PT")
-    dmards = set(ctx.study.param("drug_classes", "conventional_dmards", default=[]))
-    dmards |= set(ctx.study.param("drug_classes", "methotrexate", default=[]))
-    tnf = set(ctx.study.param("drug_classes", "tnf_inhibitors", default=[]))
-    il1 = set(ctx.study.param("drug_classes", "il1_blockers", default=[]))
-    washout = {k: int(v) for k, v in (ctx.study.param("washout_weeks", default={}) or {}).items()}
+    classes = ctx.study.protocol.drug_classes
+    dmards = set(classes.conventional_dmards) | set(classes.methotrexate)
+    tnf = set(classes.tnf_inhibitors)
+    il1 = set(classes.il1_blockers)
+    washout = dict(ctx.study.protocol.washout_weeks)
     failed = pt[pt["PTREAS"].isin(FAILURE_REASONS)]
     for subject in sorted(day1):
         if not (dm["SUBJID"] == subject).any() and not (mh["SUBJID"] == subject).any():
@@ -485,7 +479,7 @@ def pd05_dose_outside_window(ctx: RuleContext) -> pd.DataFrame:
     not reported here.
     """
     ex = ctx.form("EX")
-    window = _derive().derive_dose_window(ex, ctx.form("VS"), study=ctx.study)
+    window = derivations.derive_dose_window(ex, ctx.form("VS"), protocol=ctx.study.protocol)
     window = window.reindex(ex.index) if not window.index.equals(ex.index) else window
     outside = window["INWINDOW"].eq(False).fillna(False).astype(bool)
     rows = []
@@ -523,14 +517,17 @@ def pd06_missed_doses(ctx: RuleContext) -> pd.DataFrame:
     open period counts its planned days up to the data cut.
     """
     ex = ctx.form("EX")
-    limit = ctx.study.param("dose", "missed_dose_limit_pct", default="20")
-    exposure = _derive().derive_exposure(
-        ex, limit_pct=limit, part_a_last_day=_part_a(ctx)[1], data_cut=_data_cut(ctx)
+    limit = ctx.study.protocol.dose.missed_dose_limit_pct
+    exposure = derive.derive_exposure(
+        ex, _first_dose(ctx).reset_index(), start="EXSTDAT", end="EXENDAT", missed="EXMISS",
+        limit_pct=limit, data_cut=_data_cut(ctx),
     )
+    part_a_last = _part_a(ctx)[1]
     rows = []
     over = exposure["OVERLIMIT"].eq(True).fillna(False).astype(bool)
     for index in ex.index[over.to_numpy()]:
-        part = _text(exposure.at[index, "PART"])
+        day = exposure.at[index, "ASTDY"]
+        part = "" if _missing(day) else ("A" if int(day) <= part_a_last else "B")
         in_a = part == "A"
         rows.append({
             "SUBJID": ex.at[index, "SUBJID"], "_form": "EX", "_index": index, "_variable": "EXMISS",
@@ -573,7 +570,6 @@ def pd07_visit_window(ctx: RuleContext) -> pd.DataFrame:
     (dosed) has no VS record of it, its window closed on or before the data cut, and the subject had
     not left the study (DS) before the window closed. Unscheduled visits are never checked.
     """
-    derive = _derive()
     first = _first_dose(ctx)
     day1 = {s: d for s, d in first["D1"].items() if not _missing(d)}
     last_dose = first["TRTEDT"]
@@ -589,7 +585,7 @@ def pd07_visit_window(ctx: RuleContext) -> pd.DataFrame:
         major = visit in primary
         return {"_class": "major" if major else "minor", "_severity": MAJOR if major else MINOR}
 
-    windows = derive.derive_visit_window(vs, "VSDAT", first.reset_index(), study=ctx.study)
+    windows = derive.derive_visit_window(vs, "VSDAT", first.reset_index(), visits=ctx.study.visits)
     for index, row in windows.iterrows():
         visit = ctx.study.visits.get(row.VISIT) if isinstance(row.VISIT, str) else None
         if visit is None or not visit.scheduled or _missing(row.INWIN) or bool(row.INWIN):
@@ -607,9 +603,7 @@ def pd07_visit_window(ctx: RuleContext) -> pd.DataFrame:
             "WINDOWHI": int(row.WINDOWHI), "WINDOWFROM": _iso(low), "WINDOWTO": _iso(high),
         })
 
-    expected = ctx.study.param("assessments", "VS", default=None) or [
-        v.code for v in ctx.study.visits.values() if v.scheduled
-    ]
+    expected = ctx.study.schedule["VS"]
     seen = set(zip(vs["SUBJID"], vs["VISIT"], strict=True))
     for subject in sorted(day1):
         for code in expected:
@@ -675,7 +669,6 @@ def pd08_primary_not_assessable(ctx: RuleContext) -> pd.DataFrame:
     one when fewer than 6 of the 7 diary days before the W4 visit (days V-7..V-1) are recorded. With
     no W4 visit date at all, the diary is judged against the target day (29).
     """
-    derive = _derive()
     visit = next((v for v in ctx.study.visits.values() if v.primary), ctx.study.visits["W4"])
     first = _first_dose(ctx)
     day1 = {s: d for s, d in first["D1"].items() if not _missing(d)}
@@ -695,8 +688,10 @@ def pd08_primary_not_assessable(ctx: RuleContext) -> pd.DataFrame:
     fever = ctx.form("FEVER")
     anchors = pd.DataFrame({"SUBJID": [d[0] for d in due], "VISIT": visit.code,
                             "VDATE": pd.to_datetime([d[2] for d in due])})
-    diary = derive.derive_fever_free(fever[fever["SUBJID"].isin(anchors["SUBJID"])], anchors,
-                                     date_col="VDATE", min_days=DIARY_MIN_DAYS)
+    diary = derivations.derive_fever_free(fever[fever["SUBJID"].isin(anchors["SUBJID"])], anchors,
+                                          protocol=ctx.study.protocol, date_col="VDATE")
+    min_days = ctx.study.protocol.diary.min_recorded_days
+    window_days = ctx.study.protocol.diary.days_before_visit
     rows: list[dict[str, Any]] = []
     for position, (subject, when, anchor) in enumerate(due):
         base = {"SUBJID": subject, "VISIT": visit.code,
@@ -722,7 +717,7 @@ def pd08_primary_not_assessable(ctx: RuleContext) -> pd.DataFrame:
             add("CHAQ questionnaire missing", "CHAQ")
         else:
             index = record.index[0]
-            di = derive.derive_chaq_di(record.loc[[index]])
+            di = derivations.derive_chaq_di(record.loc[[index]])
             if _missing(di.at[index, "CHAQDI"]):
                 add(f"CHAQ disability index: {int(di.at[index, 'CHAQNDOM'])} of 8 domains answered "
                     "(at least 6 needed)", "CHAQ", index, None)
@@ -734,10 +729,10 @@ def pd08_primary_not_assessable(ctx: RuleContext) -> pd.DataFrame:
                 add(f"{test} missing (no result)", "LB", record.index[0], "LBORRES")
         recorded = diary["NDIARY"].iloc[position]
         recorded = 0 if _missing(recorded) else int(recorded)
-        if recorded < DIARY_MIN_DAYS:
-            low, high = anchor - pd.Timedelta(days=7), anchor - pd.Timedelta(days=1)
-            add(f"FEVER diary: {recorded} of 7 days recorded from {_iso(low)} to {_iso(high)} "
-                f"(at least {DIARY_MIN_DAYS} needed)", "FEVER", None, "FVDAT")
+        if recorded < min_days:
+            low, high = anchor - pd.Timedelta(days=window_days), anchor - pd.Timedelta(days=1)
+            add(f"FEVER diary: {recorded} of {window_days} days recorded from {_iso(low)} to {_iso(high)} "
+                f"(at least {min_days} needed)", "FEVER", None, "FVDAT")
     return _findings(rows)
 
 
@@ -798,11 +793,12 @@ def pd09_prohibited_medication(ctx: RuleContext) -> pd.DataFrame:
         return _findings([])
     courses = _course_dates(cm)
     first_a, last_a = _part_a(ctx)
-    throughout = set(ctx.study.param("prohibited", "throughout", default=[]))
-    routes = set(ctx.study.param("prohibited", "part_a_routes", default=[]))
-    steroids = set(ctx.study.param("drug_classes", "glucocorticoids", default=[]))
-    part_a_drugs = set(ctx.study.param("prohibited", "part_a_drugs", default=[]))
-    exception = ctx.study.param("prohibited", "part_a_drug_exception_aesi", default="MAS")
+    prohibited = ctx.study.protocol.prohibited
+    throughout = set(prohibited.throughout)
+    routes = set(prohibited.part_a_routes)
+    steroids = set(ctx.study.protocol.drug_classes.glucocorticoids)
+    part_a_drugs = set(prohibited.part_a_drugs)
+    exception = prohibited.part_a_drug_exception_aesi
     treated = _ae_intervals(ctx, exception)
     rows = []
     for index, row in cm.iterrows():
@@ -867,11 +863,10 @@ def pd10_steroid_increase(ctx: RuleContext) -> pd.DataFrame:
     subject, at the first date above the day-1 dose (compared exactly), pointing at the CM course
     that started that day (else the VS record of that date). Undetermined doses are not judged.
     """
-    derive = _derive()
     cm, vs = ctx.form("CM"), ctx.form("VS")
     first = _first_dose(ctx)
     day1 = {s: d for s, d in first["D1"].items() if not _missing(d)}
-    steroids = set(ctx.study.param("drug_classes", "glucocorticoids", default=[]))
+    steroids = set(ctx.study.protocol.drug_classes.glucocorticoids)
     first_a, last_a = _part_a(ctx)
     courses = cm[cm["CMTRT"].isin(steroids).fillna(False).astype(bool) & cm["SUBJID"].isin(day1)]
     starts = _imputed(courses["CMSTDAT"], "start")
@@ -888,8 +883,8 @@ def pd10_steroid_increase(ctx: RuleContext) -> pd.DataFrame:
     table["DAY"] = [_study_day(date, day1[s]) for s, date in zip(table["SUBJID"], table["DATE"], strict=True)]
     table = table[(table["SOURCE"] == "D1") | table["DAY"].between(max(first_a, 1) + 1, last_a)]
     table = table.reset_index(drop=True)
-    doses = derive.derive_prednisone_equivalent(cm, ctx.form("VS"), table[["SUBJID", "DATE"]],
-                                                study=ctx.study)
+    doses = derivations.derive_prednisone_equivalent(cm, ctx.form("VS"), table[["SUBJID", "DATE"]],
+                                                     protocol=ctx.study.protocol)
     table["PREDMG"] = doses["PREDMG"].to_numpy()
     table["PREDMGKG"] = doses["PREDMGKG"].to_numpy()
     rows = []
@@ -961,7 +956,7 @@ def pd11_methotrexate_changed(ctx: RuleContext) -> pd.DataFrame:
     """
     cm = ctx.form("CM")
     day1 = _day1(ctx)
-    mtx = set(ctx.study.param("drug_classes", "methotrexate", default=["METHOTREXATE"]))
+    mtx = set(ctx.study.protocol.drug_classes.methotrexate)
     cm = cm[cm["CMTRT"].isin(mtx).fillna(False).astype(bool) & cm["SUBJID"].isin(day1)]
     if cm.empty:
         return _findings([])
@@ -1048,13 +1043,13 @@ def pd13_stratum_mismatch(ctx: RuleContext) -> pd.DataFrame:
     """
     rand, dm = ctx.form("RAND"), ctx.form("DM")
     day1 = _day1(ctx)
-    adult = int(ctx.study.param("study", "adult_age_years", default=18))
+    adult = ctx.study.protocol.age_groups.adult_age_years
     birth = dm.dropna(subset=["SUBJID"]).drop_duplicates("SUBJID").set_index("SUBJID")["BRTHYM"]
     rand = rand[rand["SUBJID"].isin(day1) & rand["SUBJID"].isin(birth.index)]
     if rand.empty:
         return _findings([])
     born = rand["SUBJID"].map(birth)
-    ages = _derive().compute_age_at(born, rand["SUBJID"].map(day1))
+    ages = derive.compute_age_at(born, rand["SUBJID"].map(day1))
     rows = []
     for (index, row), age in zip(rand.iterrows(), ages, strict=True):
         if _missing(age) or _missing(row.STRATUM):

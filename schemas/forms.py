@@ -7,7 +7,7 @@ label, record structure and keys; ``FORMS`` lists the forms in CRF order.
 
 Conditional requirements ("required unless ...") are dataframe checks named ``required:VAR``; key
 uniqueness is the dataframe check ``unique_keys``. Cross-form logic, plausibility and protocol
-deviations are rules (``rules.py``), not schema checks.
+deviations are rules (``checks.py``, ``deviations.py``), not schema checks.
 """
 
 from __future__ import annotations
@@ -17,9 +17,23 @@ from pathlib import Path
 import pandas as pd
 import pandera.pandas as pa
 
-from trialkit.crf import YN, Char, Date, Int, Num, PDate, keys_unique, read_codelists, require, var
+from trialkit.crf import (
+    YN,
+    Char,
+    Date,
+    Int,
+    Num,
+    PDate,
+    keys_unique,
+    read_study_definition,
+    require,
+    var,
+)
 
-CL = read_codelists(Path(__file__).with_name("study.toml"))
+DEFINITION = read_study_definition(Path(__file__).with_name("study.toml"))
+CL = DEFINITION.codelists  # SITEID and VISIT are generated from the site and visit tables
+SUBJECT_ID = DEFINITION.typed.study.subject_id_pattern
+SUBJECT_HINT = DEFINITION.typed.study.subject_id_hint
 
 LAB_RANGE_REQUIRED = ["CRP", "ESR", "AST", "ALT"]
 
@@ -32,12 +46,12 @@ class Record(pa.DataFrameModel):
         "Subject identifier (SS-NNN)",
         "char",
         required=True,
-        description="Two-digit site, a hyphen, three digits, e.g. 03-012; the prefix equals SITEID.",
+        description=f"{SUBJECT_HINT}; the site part equals SITEID.",
     )
 
     @pa.check("SUBJID", name="subject_id_format")
     def _subjid_format(cls, subjid: pd.Series) -> pd.Series:
-        return subjid.str.fullmatch(r"\d{2}-\d{3}").fillna(True).astype(bool)
+        return subjid.str.fullmatch(SUBJECT_ID).fillna(True).astype(bool)
 
     @pa.dataframe_check(name="unique_keys")
     def _unique_keys(cls, df: pd.DataFrame) -> pd.Series:

@@ -14,7 +14,9 @@ import math
 import pandas as pd
 import pytest
 
-from trialkit import adam
+from trialkit.study import load_study
+
+adam = load_study().plugin("analysis")  # the bundled study's analysis programs (ADSL, ADEFF, ADAE)
 
 S1, S2, S3 = "01-001", "07-002", "01-003"
 D1, W4 = "2024-03-01", "2024-03-29"

@@ -86,16 +86,16 @@ def test_protocol_parameters_live_as_data(study):
     w4 = study.visits["W4"]
     assert (w4.num, w4.target_day, w4.window_lo, w4.window_hi, w4.primary) == (4, 29, 26, 32, True)
     assert study.visits["FU"].anchor == "last_dose"
-    joints = study.param("joints")
-    assert (len(joints["all"]), len(joints["jadas27"]), len(joints["das28"])) == (71, 27, 28)
-    assert set(joints["jadas27"]) <= set(joints["all"]) and set(joints["das28"]) <= set(joints["all"])
-    assert len(set(joints["all"])) == 71
-    assert study.param("washout_weeks", "RITUXIMAB") == 26
-    assert study.param("prednisone_factors", "DEXAMETHASONE") == "6.67"
+    joints = study.protocol.joints
+    assert (len(joints.all), len(joints.jadas27), len(joints.das28)) == (71, 27, 28)
+    assert set(joints.jadas27) <= set(joints.all) and set(joints.das28) <= set(joints.all)
+    assert len(set(joints.all)) == 71
+    assert study.protocol.washout_weeks["RITUXIMAB"] == 26
+    assert study.protocol.prednisone_factors["DEXAMETHASONE"] == "6.67"
     assert study.param("lab_units", "CRP", "alternatives")[0] == {"unit": "mg/dL", "multiply": "10"}
-    assert study.param("dose", "fixed_dose_mg") == 100
+    assert study.protocol.dose.fixed_dose_mg == 100
     assert study.missing_codes == {"ND": "Not done", "NK": "Not known", "NA": "Not applicable"}
-    assert study.codelists["JOINT"].codes == joints["all"]
+    assert study.codelists["JOINT"].codes == list(joints.all)
 
 
 def test_version_stamp_changes_with_the_forms(study, fake_study):

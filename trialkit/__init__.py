@@ -1,14 +1,15 @@
 """trialkit — data management for multicenter clinical trials.
 
-The package is the generic engine; the trial itself (forms, codelists, protocol parameters and
-deviation rules) is a *study definition* loaded from a folder (see :mod:`trialkit.study`). Importing
-``trialkit`` is cheap: heavy modules (pandas, pandera) load only when a stage needs them.
+The package is the generic engine; a trial (forms, codelists, protocol parameters, rules, analysis
+programs, demo and report sections) is a *study definition* loaded from a folder (see
+:mod:`trialkit.study`). Importing ``trialkit`` is cheap: heavy modules (pandas, pandera) load only
+when a stage needs them.
 
 For notebooks, the main entry points are available at the top level (imported on first use)::
 
     import trialkit
-    study = trialkit.load_study()                       # the bundled ANK-SJIA-01 definition
-    datasets = trialkit.derive_datasets(study, forms)   # ADSL, ADEFF, ADAE from typed forms
+    study = trialkit.load_study()                       # the bundled study definition
+    datasets = trialkit.derive_datasets(study, forms)   # the study's analysis datasets from typed forms
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ __version__ = "0.1.0"
 # name -> module that defines it; resolved lazily so `import trialkit` stays fast.
 _LAZY = {
     "load_study": "trialkit.study",
-    "derive_datasets": "trialkit.adam",
+    "derive_datasets": "trialkit.study.plugins",
     "import_files": "trialkit.importers.reader",
 }
 

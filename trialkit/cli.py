@@ -20,9 +20,11 @@ import sys
 import click
 
 from trialkit import __version__
+from trialkit.study.paths import ENV_STUDY
 
 # name -> (module under trialkit.commands, one-line description shown by --help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "codes": ("codes", "List every finding code: the engine's catalogue and the study's rules."),
     "demo": ("demo", "Run the whole job on a synthetic study: uploads, ledger, pool, report."),
     "dictionary": ("dictionary", "Write the data dictionary (xlsx, csv, json or md)."),
     "freeze": ("freeze", "Record a named, immutable snapshot of the current data (e.g. a database lock)."),
@@ -32,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pool": ("pool", "Pool every site's current accepted data into analysis datasets."),
     "queries": ("queries", "List open and resolved queries with their age; read back a site's answers."),
     "report": ("report", "Write the HTML data-quality report (self-contained, works offline)."),
+    "study": ("study", "Start or check a study definition: study new DIR, study check [DIR]."),
     "submit": ("submit", "Import, validate and record a site's upload in the ledger."),
     "template": ("template", "Write the site upload workbook (one sheet per form)."),
     "validate": ("validate", "Validate site uploads: data checks, protocol deviations, query workbook."),
@@ -60,15 +63,30 @@ class LazyGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> object:
         # Map "could not run" exceptions to clean messages and exit codes, in the CLI and in
-        # CliRunner alike: never a traceback for a problem the user can fix.
+        # CliRunner alike: never a traceback for a problem the user can fix. Anything unexpected
+        # (a bug in trialkit or in a study's own code) is exit 3 with one line; --debug shows the
+        # traceback.
         from trialkit.errors import TrialkitError, UsageError
 
         try:
             return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
+            raise
         except UsageError as exc:
             raise click.UsageError(str(exc)) from exc
         except TrialkitError as exc:
+            if ctx.params.get("debug"):
+                _traceback()
             raise CouldNotComplete(str(exc)) from exc
+        except BrokenPipeError:
+            raise
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                _traceback()
+            raise CouldNotComplete(
+                f"unexpected error: {type(exc).__name__}: {exc}. This is a bug in trialkit or in the "
+                "study's own code; run again with `trialkit --debug ...` for the traceback and report it"
+            ) from exc
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # One line per command from the table, without importing any command module.
@@ -78,15 +96,31 @@ class LazyGroup(click.Group):
                 formatter.write_dl(rows)
 
 
+def _traceback() -> None:
+    import traceback
+
+    traceback.print_exc(file=sys.stderr)
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="trialkit")
-def cli() -> None:
+@click.option("--study", "study_path", type=click.Path(file_okay=True, dir_okay=True), envvar=ENV_STUDY,
+              default=None, metavar="PATH",
+              help=f"Study definition folder for every command (also after the command name; env {ENV_STUDY}). "
+              "Default: the workspace's bound study, else the bundled study.")
+@click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error (exit code 3).")
+@click.pass_context
+def cli(ctx: click.Context, study_path: str | None, debug: bool) -> None:
     """trialkit — data management for multicenter clinical trials.
 
     Site upload templates, importers for Excel/SAS/SPSS/Stata/CSV, validation with protocol
-    deviations and per-site queries, a submissions ledger and pooled analysis datasets.
-    The study definition is the bundled ANK-SJIA-01 unless --study or TRIALKIT_STUDY names another.
+    deviations and per-site queries, a submissions ledger and pooled analysis datasets. A trial is
+    a study definition folder (trialkit study new DIR); the bundled one is used unless --study,
+    TRIALKIT_STUDY or a workspace's bound study names another.
     """
+    ctx.ensure_object(dict)
+    ctx.obj["study_path"] = study_path
+    ctx.obj["debug"] = debug
 
 
 def main() -> None:

@@ -23,9 +23,7 @@ so pandera never coerces.
 
 from __future__ import annotations
 
-import tomllib
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera import extensions
 from pandera.typing import Series
+
+from trialkit.study.definition import Codelist, StudyDefinition, read_definition
 
 CRF_TYPES = ("char", "int", "num", "date", "pdate", "yn")
 
@@ -60,54 +60,15 @@ def max_decimals(values: pd.Series, *, places: int) -> pd.Series:
     return (scaled - scaled.round()).abs() < 1e-6
 
 
-@dataclass(frozen=True)
-class Codelist:
-    """A controlled list of codes: ``values`` is ``[(code, decode), ...]``; ``synonyms`` maps what
-    sites type (case-folded, trimmed) to a code."""
-
-    name: str
-    label: str
-    values: tuple[tuple[str, str], ...]
-    synonyms: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def codes(self) -> list[str]:
-        """The codes, in their defined order."""
-        return [code for code, _ in self.values]
-
-    def decode(self, code: str) -> str | None:
-        """The decode of ``code``, or None when it is not in the list."""
-        return dict(self.values).get(code)
-
-
 def read_codelists(toml_path: str | Path) -> dict[str, Codelist]:
-    """Read the ``[codelists]`` tables of a study's ``study.toml``.
-
-    A codelist may take its values from the joint list (``from_joints = "all"``).
-    """
-    with open(toml_path, "rb") as handle:
-        data = tomllib.load(handle)
-    return codelists_from_toml(data)
+    """The codelists of a study's ``study.toml``: the ``[codelists.*]`` tables and the ``SITEID`` and
+    ``VISIT`` lists generated from the site and visit tables (see :mod:`trialkit.study.definition`)."""
+    return read_definition(toml_path).codelists
 
 
-def codelists_from_toml(data: Mapping[str, Any]) -> dict[str, Codelist]:
-    """Build :class:`Codelist` objects from a parsed study.toml mapping."""
-    result: dict[str, Codelist] = {}
-    for name, spec in data.get("codelists", {}).items():
-        if "from_joints" in spec:
-            joints = data.get("joints", {}).get(spec["from_joints"], [])
-            values = tuple((code, code) for code in joints)
-        else:
-            values = tuple((str(code), str(decode)) for code, decode in spec.get("values", []))
-        synonyms: dict[str, str] = {}
-        for code, typed in spec.get("synonyms", {}).items():
-            for text in typed:
-                synonyms[str(text).strip().casefold()] = str(code)
-        for code, decode in values:
-            synonyms.setdefault(code.casefold(), code)
-            synonyms.setdefault(decode.strip().casefold(), code)
-        result[name] = Codelist(name, spec.get("label", name), values, synonyms)
-    return result
+def read_study_definition(toml_path: str | Path) -> StudyDefinition:
+    """The validated ``study.toml`` a ``forms.py`` is written against (codelists, subject id pattern)."""
+    return read_definition(toml_path)
 
 
 def var(

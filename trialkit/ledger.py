@@ -314,11 +314,14 @@ def _is_workspace(folder: Path) -> bool:
     return (folder / WORKSPACE_FILE).is_file() or (folder / LEDGER_FILE).is_file()
 
 
-def init_workspace(path: str | os.PathLike[str], study_id: str | None = None) -> Workspace:
+def init_workspace(path: str | os.PathLike[str], study_id: str | None = None, *,
+                   binding: dict[str, Any] | None = None, operator: str | None = None) -> Workspace:
     """Create a workspace in ``path`` (created if missing): the ledger and the archive folder.
 
-    ``study_id`` is recorded; later submissions for another study are refused. A folder that
-    already holds a workspace is refused (a ledger is never re-initialised).
+    ``study_id`` is recorded; later submissions for another study are refused. ``binding`` (what
+    :func:`trialkit.study.binding.binding_record` says about the study definition: version, hash,
+    path) is recorded in the workspace file and in the ``workspace-created`` audit line. A folder
+    that already holds a workspace is refused (a ledger is never re-initialised).
 
     Example::
 
@@ -334,7 +337,7 @@ def init_workspace(path: str | os.PathLike[str], study_id: str | None = None) ->
     try:
         (folder / ARCHIVE_DIR / "sha256").mkdir(parents=True, exist_ok=True)
         created = _utc_text()
-        _write_atomic(folder / WORKSPACE_FILE, _workspace_toml(study_id, created).encode("utf-8"), 0o644)
+        _write_atomic(folder / WORKSPACE_FILE, _workspace_toml(study_id, created, binding).encode("utf-8"), 0o644)
         connection = sqlite3.connect(folder / LEDGER_FILE, isolation_level=None)
         try:
             connection.execute("PRAGMA journal_mode=WAL")
@@ -346,7 +349,8 @@ def init_workspace(path: str | os.PathLike[str], study_id: str | None = None) ->
             connection.execute(
                 "INSERT INTO audit (at, operator, action, site, submission_id, detail) "
                 "VALUES (?, ?, 'workspace-created', NULL, NULL, ?)",
-                (created, default_operator(), json.dumps({"study_id": study_id})),
+                (created, operator or default_operator(),
+                 json.dumps({"study_id": study_id, **({"binding": binding} if binding else {})})),
             )
             connection.execute("COMMIT")
         finally:
@@ -370,7 +374,7 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
-def _workspace_toml(study_id: str | None, created: str) -> str:
+def _workspace_toml(study_id: str | None, created: str, binding: dict[str, Any] | None = None) -> str:
     # json.dumps gives a valid TOML basic string for any text.
     lines = [
         "# A trialkit workspace: the submissions ledger (ledger.sqlite) and the raw-upload archive.",
@@ -380,6 +384,11 @@ def _workspace_toml(study_id: str | None, created: str) -> str:
     ]
     if study_id:
         lines.append(f"study_id = {json.dumps(study_id, ensure_ascii=False)}")
+    if binding:
+        # The study definition at creation; later amendments are in the audit log (study-amended).
+        lines.append("")
+        lines.append("[study]")
+        lines.extend(f"{key} = {json.dumps(str(value), ensure_ascii=False)}" for key, value in binding.items())
     return "\n".join(lines) + "\n"
 
 

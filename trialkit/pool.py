@@ -2,11 +2,11 @@
 
 :func:`pool` takes the current accepted submission of every site (or the submissions of a named
 freeze), re-imports each one from the read-only archive — so what is pooled is exactly what was
-validated — stacks the forms across sites, derives the analysis datasets (ADSL, ADEFF, ADAE) and
-writes everything with :func:`trialkit.export.write_output_set`: atomically (an interrupted pool
+validated — stacks the forms across sites, derives the study's analysis datasets (its ``analysis``
+plug-in, :mod:`trialkit.study.plugins`; a study without one pools its forms only) and writes everything with :func:`trialkit.export.write_output_set`: atomically (an interrupted pool
 leaves the previous output complete), deterministically (the same inputs give byte-identical files)
-and with a ``manifest.json`` naming every input (site, submission, file, sha256), the trialkit and
-study versions and each output's sha256.
+and with a ``manifest.json`` naming every input (site, submission, file, sha256, the protocol version
+it was validated against), the trialkit and study versions and each output's sha256.
 
 Blinding: sites never upload the arm. It enters only through ``randlist`` (the unblinded
 randomization list, ``RANDNO`` → ``ARM``), and the request is recorded in the audit log with the
@@ -29,12 +29,11 @@ from trialkit.findings import Category
 from trialkit.importers.base import FormData
 from trialkit.study import Study
 
-ARMS = ("ANAKINRA", "PLACEBO")
 DEFAULT_FORMATS = ("parquet", "csv")
 
 
-def read_randlist(path: str | Path) -> pd.DataFrame:
-    """Read the unblinded randomization list: a CSV with columns ``RANDNO`` and ``ARM``."""
+def read_randlist(path: str | Path, arms: Iterable[str]) -> pd.DataFrame:
+    """Read the unblinded randomization list: a CSV with columns ``RANDNO`` and ``ARM`` (one of ``arms``)."""
     path = Path(path)
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -45,9 +44,12 @@ def read_randlist(path: str | Path) -> pd.DataFrame:
         raise UsageError(f"{path}: the randomization list needs columns RANDNO and ARM (found {', '.join(frame.columns)})")
     frame = frame[["RANDNO", "ARM"]].apply(lambda col: col.str.strip())
     frame["ARM"] = frame["ARM"].str.upper()
-    bad = sorted(set(frame["ARM"]) - set(ARMS))
+    arms = [str(a).upper() for a in arms]
+    if not arms:
+        raise UsageError(f"{path}: the study declares no arms ([[arms]] in study.toml); add them to unblind")
+    bad = sorted(set(frame["ARM"]) - set(arms))
     if bad:
-        raise UsageError(f"{path}: ARM must be {' or '.join(ARMS)}; found {', '.join(bad)}")
+        raise UsageError(f"{path}: ARM must be {' or '.join(arms)}; found {', '.join(bad)}")
     duplicated = frame["RANDNO"][frame["RANDNO"].duplicated()].tolist()
     if duplicated:
         raise UsageError(f"{path}: RANDNO listed more than once: {', '.join(duplicated[:10])}")
@@ -138,7 +140,7 @@ def pool(
         raise TrialkitError(
             f"{workspace.path}: no site has accepted data to pool yet; submit uploads first (trialkit submit)"
         )
-    arms = read_randlist(randlist) if randlist else None
+    arms = read_randlist(randlist, study.arm_codes) if randlist else None
     total = len(submissions) + 2
     per_site = {}
     for done, (site, sub) in enumerate(submissions.items()):
@@ -147,10 +149,10 @@ def pool(
         per_site[site] = import_submission(workspace, sub, study)
     forms = stack_forms(per_site)
     if progress:
-        progress("deriving ADSL, ADEFF, ADAE", total - 2, total)
+        progress("deriving the analysis datasets", total - 2, total)
 
-    from trialkit.adam import derive_datasets
     from trialkit.export import make_dataset, write_output_set
+    from trialkit.study.plugins import derive_datasets
 
     analysis = derive_datasets(study, forms, randlist=arms, deviations=major_deviations(submissions))
     datasets: dict[str, Any] = {}
@@ -164,7 +166,7 @@ def pool(
                 dataset_label=study.form(code).export_label,
             )
     for name, frame in analysis.items():
-        datasets[name.lower()] = make_dataset(frame, dataset_label=name)
+        datasets[name.lower()] = make_dataset(frame, dataset_label=frame.attrs.get("dataset_label") or name)
 
     inputs = [
         {
@@ -172,13 +174,18 @@ def pool(
             "submission": sub.id,
             "status": sub.status,
             "submitted_at": sub.submitted_at,
+            "protocol_version": sub.study_version,
             "files": [{"name": f.original_name, "sha256": f.sha256, "size": f.size} for f in sub.files],
         }
         for site, sub in sorted(submissions.items())
     ]
     extra = {
         "trialkit_version": __version__,
-        "study": {"id": study.id, "protocol_version": study.protocol_version, "schema_hash": study.schema_hash},
+        "study": {"id": study.id, "protocol_version": study.protocol_version, "schema_hash": study.schema_hash,
+                  "definition_hash": study.definition_hash,
+                  # every protocol version the pooled submissions were validated against
+                  "protocol_versions": sorted({str(sub.study_version) for sub in submissions.values()
+                                               if sub.study_version})},
         "inputs": inputs,
         "freeze": freeze,
         "unblinded": arms is not None,

@@ -12,7 +12,7 @@ rows as a DataFrame (empty when the rule passes). Recognised columns of the retu
 ``VISIT``           the visit, when there is one
 ``_variable``       the variable the site must look at
 ``_value``          the offending value (else the typed value of ``_variable`` is used)
-``_severity``       overrides the rule's severity for this row (e.g. PD-07 is major at W4)
+``_severity``       overrides the rule's severity for this row (e.g. a deviation that is major at one visit)
 ``_class``          overrides the deviation class (``major`` / ``minor``)
 ``_keys``           values that identify the problem for the stable query id (default: SUBJID,
                     VISIT, variable and the record's form keys)
@@ -250,7 +250,7 @@ def _to_findings(
                     keys = [_text(form_data.data.at[index, k]) for k in form.keys]
         elif isinstance(keys, str):
             keys = [keys]
-        site = subject.split("-")[0] if subject and "-" in subject else None
+        site = study.subject_site(subject)
         if form_data is not None and has_index and "SITEID" in form_data.data.columns:
             site = _text(form_data.data.at[index, "SITEID"]) or site
         yield Finding(

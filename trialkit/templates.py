@@ -59,9 +59,9 @@ CODELIST_NAME_PREFIX = "CL_"
 ENTRY_ROWS = 500
 ENTRY_ROWS_LONG = 3000
 
-# Date validation bounds: study dates (consent, visits, samples, doses, events) lie in this range;
-# birth and history dates are partial dates (text), not validated as dates.
-DATE_MIN = dt.date(2000, 1, 1)
+# Date validation bounds: wide enough for any date a study collects as a full date (a birth date or
+# a diagnosis date included), narrow enough to catch a typed year such as 0202.
+DATE_MIN = dt.date(1900, 1, 1)
 DATE_MAX = dt.date(2099, 12, 31)
 # Open-ended numeric validation (a number is all that is asked).
 NUMBER_LIMIT = 1_000_000_000
@@ -98,7 +98,7 @@ def codelist_defined_name(codelist: str) -> str:
 
 def entry_rows(study: Study, form: Form) -> int:
     """How many empty rows a form's sheet offers (and validates) under its header."""
-    override = study.param("templates", "entry_rows", default={}) or {}
+    override = study.param("templates", "entry_rows") or {}
     if form.code in override:
         return int(override[form.code])
     date_keys = [k for k in form.keys if form.variable(k).type == "date"]

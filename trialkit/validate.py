@@ -57,7 +57,6 @@ DUPLICATE_KEY = "DUPLICATE-KEY"
 DUPLICATE_VALUE = "DUPLICATE-VALUE"
 STRUCTURE = "STRUCTURE"
 WRONG_SITE = "WRONG-SITE"
-CHECK_ERROR = "CHECK-ERROR"
 
 _CODELIST_SHOWN = 12  # codes listed in a message before "…"
 
@@ -133,7 +132,7 @@ def validate_form(study: Study, form_data: FormData) -> tuple[list[Finding], lis
         reference=_reference(form),
     )
     try:
-        findings, errors = _form_findings(form, form_data)
+        findings, errors = _form_findings(form, form_data, study)
     except Exception as exc:  # the run goes on; the form's checks are recorded as not run
         reason = f"{type(exc).__name__}: {exc}"
         return [], [CheckRun(**run, status=Status.ERROR, reason=reason)]
@@ -155,7 +154,7 @@ def _aligned(frame: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
     return frame.reindex(index)
 
 
-def _form_findings(form: Form, form_data: FormData) -> tuple[list[Finding], list[str]]:
+def _form_findings(form: Form, form_data: FormData, study: Study) -> tuple[list[Finding], list[str]]:
     data = form_data.data
     count = len(data)
     schema = form.schema
@@ -182,7 +181,7 @@ def _form_findings(form: Form, form_data: FormData) -> tuple[list[Finding], list
     hits = _drop_answered(hits, data, raw, reasons)
     if hits.empty:
         return [], errors
-    return _build_findings(form, hits, data, raw, lineage), errors
+    return _build_findings(form, hits, data, raw, lineage, study), errors
 
 
 def _resolve_cases(form: Form, schema: Any, cases: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -357,7 +356,7 @@ def _key_texts(data: pd.DataFrame, columns: Iterable[str], positions: np.ndarray
 
 
 def _build_findings(
-    form: Form, hits: pd.DataFrame, data: pd.DataFrame, raw: pd.DataFrame, lineage: pd.DataFrame
+    form: Form, hits: pd.DataFrame, data: pd.DataFrame, raw: pd.DataFrame, lineage: pd.DataFrame, study: Study
 ) -> list[Finding]:
     hits = hits.sort_values(["pos", "variable", "family"], kind="stable").reset_index(drop=True)
     pos = hits["pos"].to_numpy()
@@ -397,7 +396,7 @@ def _build_findings(
     for variable, family, check in zip(variables, families, checks, strict=True):
         key = (variable, family)
         if key not in texts:
-            texts[key] = _describe(form, variable, family, str(check))
+            texts[key] = _describe(form, variable, family, str(check), study.subject_id_hint)
 
     # Duplicated keys or values: name the other rows that share them.
     duplicates = _duplicate_notes(form, hits, data, rows_seen)
@@ -416,7 +415,7 @@ def _build_findings(
             message = template.format(value=value_text)
             shown = typed[i]
         subject = _text(subjects[i])
-        site = _text(site_ids[i]) or (subject.split("-")[0] if subject and "-" in subject else None)
+        site = _text(site_ids[i]) or study.subject_site(subject)
         findings.append(
             Finding(
                 code=kind.code,
@@ -482,7 +481,8 @@ def _duplicate_notes(
     return notes
 
 
-def _describe(form: Form, variable: str | None, family: str, check: str) -> tuple[str, str | None, _CheckKind]:
+def _describe(form: Form, variable: str | None, family: str, check: str,
+              subject_hint: str = "") -> tuple[str, str | None, _CheckKind]:
     """(message template with ``{value}``, expected, kind) for one variable and check family."""
     kind = _KINDS.get(family, _CheckKind(family.upper().replace("_", "-"), Category.RECORD))
     safe_check = _literal(check)
@@ -528,8 +528,8 @@ def _describe(form: Form, variable: str | None, family: str, check: str) -> tupl
             return (f"{name} = '{{value}}' is not a date of the form {formats}", formats, kind)
         return (f"{name} = '{{value}}' does not match {safe_check}", check, kind)
     if family == "subject_id_format":
-        return (f"{name} = '{{value}}' is not a subject number of the form SS-NNN (e.g. 03-012)",
-                "SS-NNN", kind)
+        hint = _literal(subject_hint or "the study's subject number")
+        return (f"{name} = '{{value}}' is not a subject number of the form {hint}", subject_hint or None, kind)
     if family == "dtype":
         expected = meta.type if meta is not None else check
         return (f"{name} has the wrong type: {safe_check} expected", expected, kind)

@@ -1,18 +1,8 @@
-"""Analysis datasets ADSL, ADEFF and ADAE from validated forms (CDISC ADaM in spirit and naming).
+"""ADEFF — ANK-SJIA-01's efficacy analysis dataset (an admiral-template style program).
 
-The documented entry point is :func:`derive_datasets`::
-
-    from trialkit.adam import derive_datasets
-    datasets = derive_datasets(study, {code: form.data for code, form in result.forms.items()})
-    datasets["ADSL"], datasets["ADEFF"], datasets["ADAE"]
-
-Each dataset is also available on its own (:func:`derive_adsl`, :func:`derive_adeff`,
-:func:`derive_adae`). Every column is labelled: ``frame.attrs["labels"]`` and :data:`LABELS`.
-The arm is never shown unless the unblinded randomization list (``RANDNO`` → ``ARM``) is passed.
-
-The datasets are built from the primitives of :mod:`trialkit.derive`; every clinical formula and
-threshold is :mod:`trialkit.scores`. Choices the protocol leaves open are listed in each function's
-docstring.
+One row per subject, visit and parameter (:data:`PARAMS`), built from the generic primitives of
+:mod:`trialkit.derive`, this study's :mod:`.derivations` and the formulas of :mod:`trialkit.scores`.
+Choices the protocol leaves open are listed in :func:`derive_adeff`.
 """
 
 from __future__ import annotations
@@ -26,9 +16,20 @@ import pandas as pd
 
 from trialkit import derive, scores
 
-__all__ = ["LABELS", "PARAMS", "derive_adae", "derive_adeff", "derive_adsl", "derive_datasets"]
+from . import derivations
+from .adsl import PRIMARY_PARAM, adsl_core
+from .common import (
+    LABELS,
+    apply_data_cut,
+    baseline_visit,
+    first_by,
+    label,
+    lookup,
+    num,
+    primary_visit,
+    yn,
+)
 
-#: Visits at which steroid-taper success is assessed (synopsis, secondary endpoints).
 TAPER_VISITS = ("W24", "W52")
 ACR_LEVELS = (30, 50, 70, 90, 100)
 ADAPTED_LEVELS = (30, 50, 70, 90)
@@ -63,295 +64,7 @@ NUMERIC_PARAMS = (
     "PHGA", "PAGA", "CHAQ", "AJC71", "AJC27", "LOMC", "ESR", "CRP", "JADAS10", "JADAS27",
     "JADAS71", "CJADAS10", "SJADAS10", "DAS28ESR", "DAS28CRP", "PREDMGKG",
 )
-PRIMARY_PARAM = "AACRP30"
 
-LABELS: dict[str, dict[str, str]] = {
-    "ADSL": {
-        "STUDYID": "Study Identifier",
-        "USUBJID": "Unique Subject Identifier",
-        "SUBJID": "Subject Identifier for the Study",
-        "SITEID": "Study Site Identifier",
-        "AGE": "Age at Day 1 (years)",
-        "AGEU": "Age Units",
-        "AGEGR1": "Age Group at Day 1 (PEDI <18, ADULT 18+)",
-        "SEX": "Sex",
-        "WEIGHTBL": "Weight at Day 1 (kg)",
-        "DURDIS": "Disease Duration at Day 1 (years)",
-        "RANDFL": "Randomized Population Flag",
-        "SAFFL": "Safety Population Flag (any dose)",
-        "PPROTFL": "Per-Protocol Population Flag",
-        "TRTSDT": "Date of First Exposure to Treatment",
-        "TRTEDT": "Date of Last Exposure to Treatment",
-        "PARTACFL": "Completed Part A Flag",
-        "PARTBCFL": "Completed Part B Flag",
-        "DSDECOD": "Standardized Disposition Term",
-        "DSSTDT": "Disposition Date",
-        "RESPW4": "Primary Response at W4 (adapted ACR30)",
-        "RESPW4IM": "Primary Response Imputed (NRI) Flag",
-        "ARM": "Description of Planned Arm (unblinded)",
-    },
-    "ADEFF": {
-        "STUDYID": "Study Identifier",
-        "USUBJID": "Unique Subject Identifier",
-        "SUBJID": "Subject Identifier for the Study",
-        "SITEID": "Study Site Identifier",
-        "AGEGR1": "Age Group at Day 1",
-        "PARAMCD": "Parameter Code",
-        "PARAM": "Parameter",
-        "AVISIT": "Analysis Visit",
-        "AVISITN": "Analysis Visit (N)",
-        "ADT": "Analysis Date",
-        "ADY": "Analysis Relative Day",
-        "AVAL": "Analysis Value",
-        "AVALC": "Analysis Value (C)",
-        "ABLFL": "Baseline Record Flag",
-        "BASE": "Baseline Value (Day 1)",
-        "CHG": "Change from Baseline",
-        "PCHG": "Percent Change from Baseline",
-        "CRIT1": "Analysis Criterion 1",
-        "CRIT1FL": "Criterion 1 Evaluation Result Flag",
-        "AVALCNRI": "Analysis Value (C), NRI Imputed",
-        "NRIFL": "Non-responder Imputation Flag",
-    },
-    "ADAE": {
-        "STUDYID": "Study Identifier",
-        "USUBJID": "Unique Subject Identifier",
-        "SUBJID": "Subject Identifier for the Study",
-        "SITEID": "Study Site Identifier",
-        "AETERM": "Reported Term for the Adverse Event",
-        "ASTDT": "Analysis Start Date",
-        "AENDT": "Analysis End Date",
-        "ASTDY": "Analysis Start Relative Day",
-        "ADURN": "Analysis Duration (days)",
-        "TRTEMFL": "Treatment Emergent Analysis Flag",
-        "AESI": "Adverse Event of Special Interest",
-        "AESER": "Serious Event",
-        "AETOXGR": "Standard Toxicity Grade (CTCAE v5.0)",
-        "AEREL": "Causality",
-        "AEOUT": "Outcome of Adverse Event",
-    },
-}
-
-_FORM_COLUMNS: dict[str, tuple[str, ...]] = {
-    "DM": ("SITEID", "SUBJID", "ICDAT", "BRTHYM", "SEX"),
-    "MH": ("SITEID", "SUBJID", "ONSETYM"),
-    "RAND": ("SITEID", "SUBJID", "RANDNO", "RANDDAT", "STRATUM"),
-    "VS": ("SITEID", "SUBJID", "VISIT", "VSDAT", "WEIGHT", "TEMP"),
-    "CORE": ("SITEID", "SUBJID", "VISIT", "CSDAT", "PHGA", "PAGA", "PTGH", "JADONE", "FEVER",
-             "RASH", "LYMPH", "HEPSPL", "SEROS"),
-    "JA": ("SITEID", "SUBJID", "VISIT", "JADAT", "JOINT", "SWOLLEN", "TENDER", "LOM"),
-    "CHAQ": ("SITEID", "SUBJID", "VISIT", "QSDAT"),
-    "FEVER": ("SITEID", "SUBJID", "FVDAT", "FVTEMP"),
-    "LB": ("SITEID", "SUBJID", "VISIT", "LBDAT", "LBTESTCD", "LBSTRESN", "LBSTNRHI"),
-    "EX": ("SITEID", "SUBJID", "EXSTDAT", "EXENDAT", "EXDOSE", "EXMISS"),
-    "CM": ("SITEID", "SUBJID", "CMTRT", "CMDOSE", "CMDOSU", "CMFRQ", "CMROUTE", "CMSTDAT",
-           "CMENDAT", "CMONGO"),
-    "AE": ("SITEID", "SUBJID", "AETERM", "AESTDAT", "AEENDAT", "AEONGO", "AETOXGR", "AESER",
-           "AEREL", "AEOUT", "AESI"),
-    "DS": ("SITEID", "SUBJID", "DSDECOD", "DSSTDAT", "DSPART"),
-}
-_DATE_COLUMNS = {"ICDAT", "RANDDAT", "VSDAT", "CSDAT", "JADAT", "QSDAT", "FVDAT", "LBDAT",
-                 "EXSTDAT", "EXENDAT", "AESTDAT", "AEENDAT", "DSSTDAT"}
-
-
-# ------------------------------------------------------------------------------------------------
-# Helpers
-
-
-def _form(forms: Mapping[str, Any], code: str) -> pd.DataFrame:
-    """The typed frame of a form (a FormData or a DataFrame); an empty typed frame when absent."""
-    value = forms.get(code)
-    frame = getattr(value, "data", value)
-    if frame is None:
-        frame = pd.DataFrame()
-    frame = frame.copy()
-    for column in _FORM_COLUMNS.get(code, ()):
-        if column not in frame.columns:
-            frame[column] = pd.Series(
-                pd.NaT if column in _DATE_COLUMNS else None,
-                index=frame.index,
-                dtype="datetime64[ns]" if column in _DATE_COLUMNS else object,
-            )
-    for column in _DATE_COLUMNS & set(frame.columns):
-        frame[column] = pd.to_datetime(frame[column], errors="coerce")
-    return frame
-
-
-def _apply_data_cut(forms: Mapping[str, Any], data_cut: Any) -> dict[str, pd.DataFrame]:
-    """Each form's frame; with a data cut, records whose first date column is after it are dropped."""
-    frames = {code: _form(forms, code) for code in set(forms) | set(_FORM_COLUMNS)}
-    if data_cut is None:
-        return frames
-    cut = pd.Timestamp(data_cut)
-    for code, frame in frames.items():
-        dates = [c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])]
-        if dates and code not in ("DM", "MH"):
-            frames[code] = frame[~(frame[dates[0]] > cut).fillna(False).to_numpy()]
-    return frames
-
-
-def _label(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    labels = LABELS[dataset]
-    frame.attrs["labels"] = {column: labels.get(column, column) for column in frame.columns}
-    return frame
-
-
-def _usubjid(study: Any, subjid: pd.Series) -> pd.Series:
-    # SUBJID is SS-NNN (site, subject number), so STUDYID-SUBJID is study-site-subject.
-    return f"{study.id}-" + subjid.astype(str)
-
-
-def _yn(value: bool | None) -> str:
-    """A three-valued result as AVALC: "Y", "N", or "" when undetermined."""
-    return "" if value is None else ("Y" if value else "N")
-
-
-def _num(value: Any) -> float:
-    return np.nan if value is None or (not isinstance(value, str) and pd.isna(value)) else float(value)
-
-
-def _baseline_visit(study: Any) -> str:
-    """The baseline visit: the first-dose visit with target day 1 (D1)."""
-    for visit in study.visits.values():
-        if visit.anchor == "first_dose" and visit.target_day == 1:
-            return visit.code
-    return "D1"
-
-
-def _primary_visit(study: Any) -> str:
-    for visit in study.visits.values():
-        if visit.primary:
-            return visit.code
-    return "W4"
-
-
-def _lookup(keys: pd.Series, table: pd.Series) -> pd.Series:
-    """``table[key]`` for each key (NA when absent), keeping ``keys``' index and ``table``'s dtype."""
-    table = table[~table.index.duplicated()]
-    return pd.Series(table.reindex(keys.to_numpy()).to_numpy(), index=keys.index, dtype=table.dtype)
-
-
-def _first(frame: pd.DataFrame, keys: list[str], order: str) -> pd.DataFrame:
-    return frame.sort_values(order, kind="stable").drop_duplicates(keys, keep="first")
-
-
-# ------------------------------------------------------------------------------------------------
-# ADSL
-
-
-def derive_adsl(
-    study: Any,
-    forms: Mapping[str, Any],
-    *,
-    randlist: pd.DataFrame | None = None,
-    deviations: pd.DataFrame | None = None,
-    data_cut: Any = None,
-    adeff: pd.DataFrame | None = None,
-) -> pd.DataFrame:
-    """Subject-level analysis dataset: one row per subject (DM, RAND and EX subjects), by USUBJID.
-
-    - AGE at D1 (first dose) from BRTHYM, birth on the 15th; no dose → at RANDDAT. AGEGR1 = ADULT
-      when AGE ≥ ``study.adult_age_years``, PEDI below; a subject with no age takes the RAND stratum.
-    - WEIGHTBL = latest weight on or before D1; DURDIS = years from onset (15th) to D1.
-    - RANDFL = has a RANDNO; SAFFL = any dose > 0; PPROTFL = "N" with a major deviation in
-      ``deviations`` (columns SUBJID and a class column: ``class``/``_class``/``deviation_class``/
-      ``DVCLASS``), or when not randomized or not dosed; NA when ``deviations`` is not given.
-    - PARTACFL = "Y" when DS says Part B or COMPLETED, or (no DS) a primary-visit (W4) record
-      exists; PARTBCFL = "Y" when DS says COMPLETED.
-    - RESPW4 / RESPW4IM: the primary parameter (AACRP30) at the primary visit with undetermined
-      imputed as non-responder, and the imputation flag (from ``adeff``, derived when not given).
-    - ARM only when ``randlist`` (RANDNO → ARM) is given.
-    """
-    frames = _apply_data_cut(forms, data_cut)
-    adsl = _adsl_core(study, frames, deviations)
-    if adeff is None:
-        adeff = _derive_adeff(study, frames, adsl)
-    primary = adeff[(adeff["PARAMCD"] == PRIMARY_PARAM) & (adeff["AVISIT"] == _primary_visit(study))]
-    primary = primary.drop_duplicates("SUBJID").set_index("SUBJID")
-    adsl["RESPW4"] = _lookup(adsl["SUBJID"], primary["AVALCNRI"]).astype(object)
-    adsl["RESPW4IM"] = _lookup(adsl["SUBJID"], primary["NRIFL"]).astype(object)
-    if randlist is not None:
-        arms = randlist.drop_duplicates("RANDNO").set_index("RANDNO")["ARM"]
-        rand = frames["RAND"].drop_duplicates("SUBJID").set_index("SUBJID")["RANDNO"]
-        adsl["ARM"] = _lookup(adsl["SUBJID"], rand).map(arms).astype(object)
-    return _label(adsl.reset_index(drop=True), "ADSL")
-
-
-def _major_subjects(deviations: pd.DataFrame) -> set[str]:
-    for column in ("class", "_class", "deviation_class", "CLASS", "DVCLASS"):
-        if column in deviations.columns:
-            major = deviations[column].astype("string").str.strip().str.lower().eq("major")
-            return set(deviations.loc[major.fillna(False).to_numpy(), "SUBJID"])
-    raise ValueError(
-        "deviations: no class column (class, _class, deviation_class, CLASS or DVCLASS) saying "
-        "major/minor; pass the deviations with their class"
-    )
-
-
-def _adsl_core(study: Any, frames: Mapping[str, pd.DataFrame], deviations: pd.DataFrame | None) -> pd.DataFrame:
-    dm, mh, rand, ex, vs, ds = (frames[c] for c in ("DM", "MH", "RAND", "EX", "VS", "DS"))
-    subjects = sorted(
-        set(dm["SUBJID"].dropna()) | set(rand["SUBJID"].dropna()) | set(ex["SUBJID"].dropna())
-    )
-    adsl = pd.DataFrame({"SUBJID": pd.Series(subjects, dtype=object)})
-    adsl.insert(0, "STUDYID", study.id)
-    adsl.insert(1, "USUBJID", _usubjid(study, adsl["SUBJID"]))
-    dm1 = dm.drop_duplicates("SUBJID").set_index("SUBJID")
-    site = _lookup(adsl["SUBJID"], dm1["SITEID"]).astype(object)
-    adsl["SITEID"] = site.where(site.notna(), adsl["SUBJID"].str.split("-").str[0])
-
-    first = derive.derive_first_dose(ex) if len(ex) else pd.DataFrame(columns=["SUBJID", "TRTSDT", "TRTEDT", "D1"])
-    first = first.set_index("SUBJID")
-    rand1 = rand.sort_values("RANDDAT").drop_duplicates("SUBJID").set_index("SUBJID")
-    d1 = pd.to_datetime(_lookup(adsl["SUBJID"], first["D1"]), errors="coerce")
-    age_date = d1.fillna(pd.to_datetime(_lookup(adsl["SUBJID"], rand1["RANDDAT"]), errors="coerce"))
-    adsl["AGE"] = derive.compute_age_at(_lookup(adsl["SUBJID"], dm1["BRTHYM"]).astype(object), age_date)
-    adsl["AGEU"] = "YEARS"
-    adult = int(study.param("study", "adult_age_years", default=18))
-    group = np.where(adsl["AGE"].isna(), None, np.where(adsl["AGE"].fillna(0) >= adult, "ADULT", "PEDI"))
-    stratum = _lookup(adsl["SUBJID"], rand1["STRATUM"]).astype(object)
-    adsl["AGEGR1"] = pd.Series(group, dtype=object).where(pd.Series(group).notna(), stratum)
-    adsl["SEX"] = _lookup(adsl["SUBJID"], dm1["SEX"]).astype(object)
-    weights = derive.derive_weight_on(vs, pd.DataFrame({"SUBJID": adsl["SUBJID"], "D1": d1}), "D1")
-    adsl["WEIGHTBL"] = weights["WEIGHT"].to_numpy()
-    mh1 = mh.drop_duplicates("SUBJID").set_index("SUBJID")
-    adsl["DURDIS"] = derive.compute_duration_years(
-        _lookup(adsl["SUBJID"], mh1["ONSETYM"]).astype(object), d1
-    ).round(2)
-    randomized = _lookup(adsl["SUBJID"], rand1["RANDNO"]).notna()
-    dosed = d1.notna()
-    adsl["RANDFL"] = np.where(randomized, "Y", "N")
-    adsl["SAFFL"] = np.where(dosed, "Y", "N")
-    if deviations is None:
-        adsl["PPROTFL"] = pd.Series([None] * len(adsl), dtype=object)
-    else:
-        major = _major_subjects(deviations)
-        ok = randomized & dosed & ~adsl["SUBJID"].isin(major)
-        adsl["PPROTFL"] = np.where(ok, "Y", "N")
-    adsl["TRTSDT"] = d1.to_numpy()
-    adsl["TRTEDT"] = pd.to_datetime(_lookup(adsl["SUBJID"], first["TRTEDT"]), errors="coerce").to_numpy()
-
-    ds1 = ds.sort_values("DSSTDAT").drop_duplicates("SUBJID", keep="last").set_index("SUBJID")
-    decod = _lookup(adsl["SUBJID"], ds1["DSDECOD"]).astype(object)
-    part = _lookup(adsl["SUBJID"], ds1["DSPART"]).astype(object)
-    primary = _primary_visit(study)
-    seen_primary = set()
-    for code in ("CORE", "VS", "CHAQ", "LB"):
-        frame = frames[code]
-        seen_primary |= set(frame.loc[frame["VISIT"].astype("string").eq(primary).fillna(False).to_numpy(), "SUBJID"])
-    completed = decod.eq("COMPLETED")
-    has_ds = decod.notna()
-    adsl["PARTACFL"] = np.where(
-        completed | part.eq("B") | (~has_ds & adsl["SUBJID"].isin(seen_primary) & dosed), "Y", "N"
-    )
-    adsl["PARTBCFL"] = np.where(completed, "Y", "N")
-    adsl["DSDECOD"] = decod
-    adsl["DSSTDT"] = pd.to_datetime(_lookup(adsl["SUBJID"], ds1["DSSTDAT"]), errors="coerce").to_numpy()
-    return adsl.sort_values("USUBJID", kind="stable").reset_index(drop=True)
-
-
-# ------------------------------------------------------------------------------------------------
-# ADEFF
 
 
 def derive_adeff(
@@ -379,13 +92,13 @@ def derive_adeff(
     - AACRP30 (primary) rows also carry AVALCNRI (undetermined → "N") and NRIFL.
     - FEVFREE uses the diary V−7..V−1 before the visit date; sJADAS-10 fever T = diary maximum
       there, else the VS TEMP of the visit.
-    - PREDMGKG on the visit date; TAPER at W24/W52 with s = D1 dose, response held = AACRP30 at
+    - PREDMGKG on the visit date; TAPER at ``protocol.analysis.taper_visits`` (W24/W52) with s = D1 dose, response held = AACRP30 at
       that visit; subjects with no steroid at D1 (s = 0 or missing) get no TAPER row.
     """
-    frames = _apply_data_cut(forms, data_cut)
+    frames = apply_data_cut(forms, data_cut)
     if adsl is None:
-        adsl = _adsl_core(study, frames, None)
-    return _derive_adeff(study, frames, adsl)
+        adsl = adsl_core(study, frames, None)
+    return build_adeff(study, frames, adsl)
 
 
 def _lab_wide(lb: pd.DataFrame) -> pd.DataFrame:
@@ -393,7 +106,7 @@ def _lab_wide(lb: pd.DataFrame) -> pd.DataFrame:
     tests = lb[lb["LBTESTCD"].isin(LAB_TESTS).fillna(False).to_numpy()].copy()
     tests["LBSTRESN"] = pd.to_numeric(tests["LBSTRESN"], errors="coerce")
     tests = tests[tests["LBSTRESN"].notna().to_numpy()]
-    tests = _first(tests, ["SUBJID", "VISIT", "LBTESTCD"], "LBDAT")
+    tests = first_by(tests, ["SUBJID", "VISIT", "LBTESTCD"], "LBDAT")
     wide = pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=["SUBJID", "VISIT"]))
     if len(tests):
         indexed = tests.set_index(["SUBJID", "VISIT", "LBTESTCD"])
@@ -415,16 +128,16 @@ def _visit_table(study: Any, frames: Mapping[str, pd.DataFrame], adsl: pd.DataFr
     keys = set()
     for frame in (core, chaq, lb[lb["LBTESTCD"].isin(["ESR", "CRP"]).fillna(False).to_numpy()]):
         keys |= {(s, v) for s, v in zip(frame["SUBJID"], frame["VISIT"], strict=True) if v in usable}
-    primary = _primary_visit(study)
+    primary = primary_visit(study)
     eligible = adsl.loc[(adsl["RANDFL"].eq("Y") | adsl["SAFFL"].eq("Y")).to_numpy(), "SUBJID"]
     keys |= {(s, primary) for s in eligible}
     keys = {(s, v) for s, v in keys if s in set(adsl["SUBJID"])}
     table = pd.DataFrame(sorted(keys), columns=["SUBJID", "VISIT"])
     table["AVISITN"] = table["VISIT"].map({c: v.num for c, v in study.visits.items()}).astype("Int64")
 
-    core1 = _first(core[core["VISIT"].isin(usable).fillna(False).to_numpy()], ["SUBJID", "VISIT"], "CSDAT")
+    core1 = first_by(core[core["VISIT"].isin(usable).fillna(False).to_numpy()], ["SUBJID", "VISIT"], "CSDAT")
     if len(core1):
-        core1 = derive.derive_joint_counts(frames["JA"], core1, study=study)
+        core1 = derivations.derive_joint_counts(frames["JA"], core1, protocol=study.protocol)
     else:
         for name in ("AJC71", "AJC27", "LOMC", "TJC28", "SJC28"):
             core1[name] = pd.Series(dtype="Int64")
@@ -432,13 +145,13 @@ def _visit_table(study: Any, frames: Mapping[str, pd.DataFrame], adsl: pd.DataFr
                  "SEROS", "AJC71", "AJC27", "LOMC", "TJC28", "SJC28"]
     table = table.merge(core1[["SUBJID", "VISIT", *core_cols]], on=["SUBJID", "VISIT"], how="left")
 
-    chaq1 = _first(chaq[chaq["VISIT"].isin(usable).fillna(False).to_numpy()], ["SUBJID", "VISIT"], "QSDAT")
-    chaq1 = derive.derive_chaq_di(chaq1) if len(chaq1) else chaq1.assign(CHAQDI=pd.Series(dtype=float))
+    chaq1 = first_by(chaq[chaq["VISIT"].isin(usable).fillna(False).to_numpy()], ["SUBJID", "VISIT"], "QSDAT")
+    chaq1 = derivations.derive_chaq_di(chaq1) if len(chaq1) else chaq1.assign(CHAQDI=pd.Series(dtype=float))
     table = table.merge(chaq1[["SUBJID", "VISIT", "QSDAT", "CHAQDI"]], on=["SUBJID", "VISIT"], how="left")
 
     labs = _lab_wide(lb).reset_index()
     table = table.merge(labs, on=["SUBJID", "VISIT"], how="left")
-    vs1 = _first(vs[vs["VISIT"].isin(usable).fillna(False).to_numpy()], ["SUBJID", "VISIT"], "VSDAT")
+    vs1 = first_by(vs[vs["VISIT"].isin(usable).fillna(False).to_numpy()], ["SUBJID", "VISIT"], "VSDAT")
     table = table.merge(vs1[["SUBJID", "VISIT", "VSDAT", "TEMP"]], on=["SUBJID", "VISIT"], how="left")
 
     visit_date = table["CSDAT"]
@@ -446,17 +159,18 @@ def _visit_table(study: Any, frames: Mapping[str, pd.DataFrame], adsl: pd.DataFr
         visit_date = visit_date.fillna(pd.to_datetime(table[column], errors="coerce"))
     table["VDATE"] = pd.to_datetime(visit_date, errors="coerce")
 
-    fever = derive.derive_fever_free(frames["FEVER"], table[["SUBJID", "VISIT", "VDATE"]], date_col="VDATE")
+    fever = derivations.derive_fever_free(frames["FEVER"], table[["SUBJID", "VISIT", "VDATE"]],
+                                          protocol=study.protocol, date_col="VDATE")
     table["FEVFREE"] = fever["FEVFREE"].to_numpy()
     table["MAXTEMP"] = fever["MAXTEMP"].to_numpy()
-    steroid = derive.derive_prednisone_equivalent(
-        frames["CM"], vs, table[["SUBJID"]].assign(DATE=table["VDATE"]), study=study
+    steroid = derivations.derive_prednisone_equivalent(
+        frames["CM"], vs, table[["SUBJID"]].assign(DATE=table["VDATE"]), protocol=study.protocol
     )
     table["PREDMGKG"] = steroid["PREDMGKG"].to_numpy()
     agegr = adsl.set_index("SUBJID")["AGEGR1"]
     d1 = adsl.set_index("SUBJID")["TRTSDT"]
-    table["AGEGR1"] = _lookup(table["SUBJID"], agegr)
-    table["D1"] = pd.to_datetime(_lookup(table["SUBJID"], d1), errors="coerce")
+    table["AGEGR1"] = lookup(table["SUBJID"], agegr)
+    table["D1"] = pd.to_datetime(lookup(table["SUBJID"], d1), errors="coerce")
     return table
 
 
@@ -465,12 +179,14 @@ def _value(row: Any, name: str) -> Any:
     return None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
 
 
-def _derive_adeff(study: Any, frames: Mapping[str, pd.DataFrame], adsl: pd.DataFrame) -> pd.DataFrame:
+def build_adeff(study: Any, frames: Mapping[str, pd.DataFrame], adsl: pd.DataFrame) -> pd.DataFrame:
+    """ADEFF from data-cut form frames and the ADSL core (see :func:`derive_adeff`)."""
     table = _visit_table(study, frames, adsl)
-    baseline_visit = _baseline_visit(study)
-    baseline_num = study.visits[baseline_visit].num if baseline_visit in study.visits else 1
-    primary = _primary_visit(study)
-    base_rows = {row.SUBJID: row for row in table[table["VISIT"] == baseline_visit].itertuples(index=False)}
+    base_visit = baseline_visit(study)
+    baseline_num = study.visits[base_visit].num if base_visit in study.visits else 1
+    primary = primary_visit(study)
+    taper_visits = set(study.protocol.analysis.taper_visits)
+    base_rows = {row.SUBJID: row for row in table[table["VISIT"] == base_visit].itertuples(index=False)}
 
     records: list[dict[str, Any]] = []
 
@@ -498,7 +214,7 @@ def _derive_adeff(study: Any, frames: Mapping[str, pd.DataFrame], adsl: pd.DataF
             record = {
                 "SUBJID": _row.SUBJID, "PARAMCD": paramcd, "AVISIT": _row.VISIT,
                 "AVISITN": _row.AVISITN, "ADT": adt if pd.notna(adt) else _row.VDATE,
-                "AVAL": _num(aval), "AVALC": avalc,
+                "AVAL": num(aval), "AVALC": avalc,
             }
             if crit is not None:
                 record["CRIT1"], record["CRIT1FL"] = crit
@@ -508,7 +224,7 @@ def _derive_adeff(study: Any, frames: Mapping[str, pd.DataFrame], adsl: pd.DataF
             records.append(record)
 
         def response(paramcd: str, result: bool | None, nri: bool | None = None) -> None:
-            add(paramcd, None if result is None else int(result), _yn(result), nri=nri)
+            add(paramcd, None if result is None else int(result), yn(result), nri=nri)
 
         values = {
             "PHGA": (_value(row, "PHGA"), row.CSDAT),
@@ -540,7 +256,7 @@ def _derive_adeff(study: Any, frames: Mapping[str, pd.DataFrame], adsl: pd.DataF
             if post:
                 eular = scores.eular_response(das28(base, "ESR"), das28(row, "ESR"))
                 good_moderate = None if eular is None else eular in ("good", "moderate")
-                add("EULAR", None, eular or "", crit=("EULAR good or moderate response", _yn(good_moderate)))
+                add("EULAR", None, eular or "", crit=("EULAR good or moderate response", yn(good_moderate)))
         adapted: dict[int, bool | None] = {}
         if post:
             baseline = core_set(base) if base is not None else {}
@@ -566,7 +282,7 @@ def _derive_adeff(study: Any, frames: Mapping[str, pd.DataFrame], adsl: pd.DataF
         ff = _value(row, "FEVFREE")
         response("FEVFREE", None if ff is None else bool(ff))
         add("PREDMGKG", _value(row, "PREDMGKG"), adt=row.VDATE)
-        if row.VISIT in TAPER_VISITS and base is not None:
+        if row.VISIT in taper_visits and base is not None:
             start = _value(base, "PREDMGKG")
             if start is not None and start > 0:
                 held = adapted.get(30)
@@ -592,14 +308,14 @@ def _derive_adeff(study: Any, frames: Mapping[str, pd.DataFrame], adsl: pd.DataF
     adeff["AVAL"] = adeff["AVAL"].astype(float)
     info = adsl.set_index("SUBJID")
     adeff["STUDYID"] = study.id
-    adeff["USUBJID"] = _lookup(adeff["SUBJID"], info["USUBJID"])
-    adeff["SITEID"] = _lookup(adeff["SUBJID"], info["SITEID"])
-    adeff["AGEGR1"] = _lookup(adeff["SUBJID"], info["AGEGR1"])
+    adeff["USUBJID"] = lookup(adeff["SUBJID"], info["USUBJID"])
+    adeff["SITEID"] = lookup(adeff["SUBJID"], info["SITEID"])
+    adeff["AGEGR1"] = lookup(adeff["SUBJID"], info["AGEGR1"])
     adeff["PARAM"] = adeff["PARAMCD"].map(PARAMS)
-    adeff["ADY"] = derive.compute_study_day(adeff["ADT"], _lookup(adeff["SUBJID"], info["TRTSDT"]))
-    _add_change(adeff, baseline_visit)
+    adeff["ADY"] = derive.compute_study_day(adeff["ADT"], lookup(adeff["SUBJID"], info["TRTSDT"]))
+    _add_change(adeff, base_visit)
     adeff = adeff[columns].sort_values(["USUBJID", "AVISITN", "PARAMCD"], kind="stable")
-    return _label(adeff.reset_index(drop=True), "ADEFF")
+    return label(adeff.reset_index(drop=True), "ADEFF")
 
 
 def _add_change(adeff: pd.DataFrame, baseline_visit: str) -> None:
@@ -623,59 +339,3 @@ def _add_change(adeff: pd.DataFrame, baseline_visit: str) -> None:
         percents.append(np.nan if percent is None else float(percent))
     adeff["CHG"] = changes
     adeff["PCHG"] = percents
-
-
-# ------------------------------------------------------------------------------------------------
-# ADAE
-
-
-def derive_adae(study: Any, forms: Mapping[str, Any], *, data_cut: Any = None) -> pd.DataFrame:
-    """Adverse-event analysis dataset: one row per AE, sorted by USUBJID, ASTDT, AETERM.
-
-    TRTEMFL = "Y" when onset is on or after the first dose (else blank, ADaM convention); ASTDY the
-    study day of onset; ADURN = end − start + 1 days (blank while ongoing); the other columns as
-    collected.
-    """
-    frames = _apply_data_cut(forms, data_cut)
-    ae, ex = frames["AE"], frames["EX"]
-    first = derive.derive_first_dose(ex) if len(ex) else pd.DataFrame(columns=["SUBJID", "TRTSDT", "TRTEDT", "D1"])
-    adae = derive.derive_teae(ae, first)
-    adae["STUDYID"] = study.id
-    adae["USUBJID"] = _usubjid(study, adae["SUBJID"])
-    adae["ASTDT"] = adae["AESTDAT"]
-    adae["AENDT"] = adae["AEENDAT"]
-    adae["AETOXGR"] = pd.array(pd.to_numeric(adae["AETOXGR"], errors="coerce"), dtype="Int64")
-    adae = adae[list(LABELS["ADAE"])].sort_values(["USUBJID", "ASTDT", "AETERM"], kind="stable")
-    return _label(adae.reset_index(drop=True), "ADAE")
-
-
-# ------------------------------------------------------------------------------------------------
-# Entry point
-
-
-def derive_datasets(
-    study: Any,
-    forms: Mapping[str, pd.DataFrame],
-    *,
-    randlist: pd.DataFrame | None = None,
-    deviations: pd.DataFrame | None = None,
-    data_cut: Any = None,
-) -> dict[str, pd.DataFrame]:
-    """The analysis datasets ``ADSL``, ``ADEFF`` and ``ADAE`` from validated forms.
-
-    ``forms`` maps form codes to typed frames (``FormData.data``; a ``FormData`` is accepted too).
-    ``randlist`` (``RANDNO``, ``ARM``) adds the unblinded ``ARM`` to ADSL — without it there is no
-    ARM column at all. ``deviations`` (SUBJID and the deviation class) sets PPROTFL. With
-    ``data_cut``, records dated after it are left out.
-
-    >>> from trialkit.study import load_study
-    >>> datasets = derive_datasets(load_study(), {})
-    >>> sorted(datasets), len(datasets["ADSL"])
-    (['ADAE', 'ADEFF', 'ADSL'], 0)
-    """
-    frames = _apply_data_cut(forms, data_cut)
-    core = _adsl_core(study, frames, deviations)
-    adeff = _derive_adeff(study, frames, core)
-    adsl = derive_adsl(study, frames, randlist=randlist, deviations=deviations, adeff=adeff)
-    adae = derive_adae(study, frames)
-    return {"ADSL": adsl, "ADEFF": adeff, "ADAE": adae}

@@ -1,4 +1,4 @@
-"""``trialkit demo``: a synthetic ANK-SJIA-01 study, run end to end, and where to look."""
+"""``trialkit demo``: the study's synthetic trial, run end to end, and where to look."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from trialkit.commands.options import progress_bar, quiet_option
+from trialkit.commands.options import load, progress_bar, quiet_option, study_option
 
 DEFAULT_DIR = "./trialkit-demo"
 
@@ -15,31 +15,32 @@ DEFAULT_DIR = "./trialkit-demo"
 @click.argument("directory", metavar="[DIR]", required=False, default=DEFAULT_DIR,
                 type=click.Path(file_okay=False))
 @click.option("--seed", type=int, default=None, metavar="N",
-              help="Seed of the synthetic study (default 20261125); the same seed gives the same uploads.")
+              help="Seed of the synthetic study (default: the study's own); the same seed gives the same uploads.")
+@study_option
 @quiet_option
-def command(directory: str, seed: int | None, quiet: bool) -> None:
+def command(directory: str, seed: int | None, study_path: str | None, quiet: bool) -> None:
     """Run the whole job on a synthetic study: uploads, ledger, pool, report.
 
-    Generates 8 sites' uploads of a synthetic ANK-SJIA-01 study (filled templates in each site's
-    conventions, SAS transport, CSV, a corrected re-upload) with a known set of planted problems,
-    submits every upload to a new workspace in DIR (default ./trialkit-demo), pools the accepted
-    data, writes the HTML report and one query workbook per site, and prints where to look.
-    An earlier demo in DIR is replaced; any other non-empty DIR is refused (exit code 2).
+    The study's demo (the bundled study's: its sites' uploads in each site's conventions — filled
+    templates, SAS transport, CSV, a corrected re-upload — with a known set of planted problems)
+    is submitted to a new workspace in DIR (default ./trialkit-demo); the accepted data are pooled,
+    the HTML report and one query workbook per site written, and where to look is printed. An
+    earlier demo in DIR is replaced; any other non-empty DIR is refused (exit code 2), and so is a
+    study that brings no demo.
     """
-    from trialkit.demo import DEFAULT_SEED, check_demo_folder, run_demo
-    from trialkit.errors import UsageError
+    from trialkit.demo import check_demo_folder
+    from trialkit.study.plugins import demo_runner
 
+    study = load(study_path)
+    run_demo, default_seed = demo_runner(study)
     folder = Path(directory)
-    try:
-        check_demo_folder(folder)
-    except UsageError as exc:
-        raise click.UsageError(str(exc)) from exc
+    check_demo_folder(folder)
     with progress_bar("trialkit demo", quiet) as report:
-        result = run_demo(folder, seed=seed if seed is not None else DEFAULT_SEED, progress=report)
+        result = run_demo(folder, study=study, seed=seed if seed is not None else default_seed, progress=report)
 
     here = result.directory
     ws = result.workspace
-    click.echo(f"Demo study ANK-SJIA-01 in {here} ({result.counts['subjects']} subjects, "
+    click.echo(f"Demo study {study.id} {study.protocol_version} in {here} ({result.counts['subjects']} subjects, "
                f"{result.counts['sites']} sites, {result.counts['submissions']} uploads, "
                f"{result.seconds:.0f} s)")
     click.echo("")
@@ -56,8 +57,9 @@ def command(directory: str, seed: int | None, quiet: bool) -> None:
     click.echo("")
     click.echo("Site status: " + ", ".join(f"{site} {status}" for site, status in sorted(result.statuses.items())))
     click.echo("")
+    example = sorted(result.statuses)[0] if result.statuses else "SS"
     click.echo("Next, try:")
     click.echo(f"  trialkit log --workspace {ws}")
     click.echo(f"  trialkit queries --workspace {ws} --status open")
-    click.echo(f"  trialkit queries --workspace {ws} --site 03 -o queries_site03.xlsx")
+    click.echo(f"  trialkit queries --workspace {ws} --site {example} -o queries_site{example}.xlsx")
     click.echo(f"  trialkit pool --workspace {ws} -o pooled")

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from trialkit.commands.options import load, study_option
+from trialkit.commands.options import load_with_workspace, study_option
 from trialkit.commands.workspace_options import site_id, workspace_option
 
 
@@ -27,7 +27,8 @@ def command(site: str | None, output_format: str, workspace: str | None, study_p
 
     ws = open_workspace(workspace)
     if site is not None:
-        site = site_id(load(study_path), site)
+        ws, study = load_with_workspace(workspace, study_path)
+        site = site_id(study, site)
     submissions = ws.log(site)
     audit = ws.audit(site)
     if output_format == "json":

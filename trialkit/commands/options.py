@@ -7,19 +7,34 @@ from typing import Any
 
 import click
 
-from trialkit.study import ENV_STUDY
+from trialkit.study.paths import ENV_STUDY
 
 
 def study_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    """``--study PATH``: the study definition folder (default: bundled ANK-SJIA-01)."""
+    """``--study PATH``: the study definition folder (also ``trialkit --study PATH CMD`` and the env
+    variable; default: the workspace's bound study, else the bundled study)."""
     return click.option(
         "--study",
         "study_path",
         type=click.Path(file_okay=True, dir_okay=True),
-        envvar=ENV_STUDY,
         default=None,
-        help=f"Study definition folder (default: the bundled ANK-SJIA-01; env {ENV_STUDY}).",
+        metavar="PATH",
+        help=f"Study definition folder (or `trialkit --study PATH CMD`, env {ENV_STUDY}; default: the "
+        "workspace's bound study, else the bundled study).",
     )(func)
+
+
+def chosen_study_path(study_path: str | None) -> str | None:
+    """The study folder the user named: after the command, else before it (or ``$TRIALKIT_STUDY``,
+    which the group option reads); None when none was named."""
+    if study_path:
+        return study_path
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None:
+        if isinstance(ctx.obj, dict) and ctx.obj.get("study_path"):
+            return str(ctx.obj["study_path"])
+        ctx = ctx.parent
+    return None
 
 
 def quiet_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -28,10 +43,20 @@ def quiet_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def load(study_path: str | None):  # -> Study (kept untyped to avoid importing at module level)
-    """Load the study named by ``--study`` (or the default), for use inside a command."""
+    """Load the study named by ``--study`` (or the default), for a command without a workspace."""
     from trialkit.study import load_study
 
-    return load_study(study_path)
+    return load_study(chosen_study_path(study_path))
+
+
+def load_with_workspace(workspace: str | None, study_path: str | None, operator: str | None = None):
+    """Open the workspace and the study it uses: the bound study, or the named one (recorded as an
+    amendment when its definition changed; refused when it is another study)."""
+    from trialkit.ledger import open_workspace
+    from trialkit.study.binding import resolve_study
+
+    ws = open_workspace(workspace)
+    return ws, resolve_study(ws, chosen_study_path(study_path), operator=operator)
 
 
 class progress_bar:  # noqa: N801 - used as a context manager, like open()

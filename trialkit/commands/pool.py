@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from trialkit.commands.options import load, progress_bar, quiet_option, study_option
+from trialkit.commands.options import load_with_workspace, progress_bar, quiet_option, study_option
 from trialkit.commands.workspace_options import operator_option, workspace_option
 
 FORMAT_CHOICES = ("parquet", "csv", "xpt", "sav", "dta")
@@ -38,18 +38,18 @@ def command(out_dir, formats, randlist, freeze_label, operator, workspace, study
     """Pool every site's current accepted data into analysis datasets.
 
     Re-imports each site's current accepted submission from the archive, stacks the forms, derives
-    ADSL, ADEFF and ADAE, and writes them atomically with codebooks and a manifest.json naming every
-    input (site, submission, sha256) and every output's sha256. Rebuilding from the same inputs
-    gives byte-identical files. Without --unblind no output holds the arm.
+    the study's analysis datasets (its analysis programs; a study without them pools its forms
+    only), and writes them atomically with codebooks and a manifest.json naming every input (site,
+    submission, sha256, protocol version) and every output's sha256. Rebuilding from the same inputs
+    gives byte-identical files. Without --unblind no output holds the arm; with it, ARM must be one
+    of the study's arms.
     """
     from pathlib import Path
 
-    from trialkit.ledger import open_workspace
     from trialkit.pool import pool
 
     chosen = _formats(formats)
-    study = load(study_path)
-    ws = open_workspace(workspace)
+    ws, study = load_with_workspace(workspace, study_path, operator)
     target = Path(out_dir) if out_dir else ws.path / (f"pooled-{freeze_label}" if freeze_label else "pooled")
     with progress_bar("trialkit pool", quiet) as report:
         manifest = pool(ws, study, target, formats=chosen, randlist=randlist, freeze=freeze_label,

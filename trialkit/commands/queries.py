@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from trialkit.commands.options import load, quiet_option, study_option
+from trialkit.commands.options import load_with_workspace, quiet_option, study_option
 from trialkit.commands.workspace_options import operator_option, site_id, workspace_option
 
 # Columns of the listing (text and csv); json carries every field of the ledger.
@@ -46,7 +46,9 @@ def command(site: str | None, status: str | None, output: str | None, output_for
     from trialkit.ledger import open_workspace
 
     ws = open_workspace(workspace)
-    study = load(study_path) if (site is not None or output is not None) else None
+    study = None
+    if site is not None or output is not None:
+        ws, study = load_with_workspace(workspace, study_path, operator)
     if site is not None:
         site = site_id(study, site)
 

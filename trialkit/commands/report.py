@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from trialkit.commands.options import load, quiet_option, study_option
+from trialkit.commands.options import load_with_workspace, quiet_option, study_option
 from trialkit.commands.workspace_options import site_id, workspace_option
 
 
@@ -24,18 +24,15 @@ def command(output: str, site: str | None, pooled_dir: str | None, workspace: st
     """Write the HTML data-quality report (self-contained, works offline).
 
     Study overview, per-site status and open queries, protocol deviations by code and site,
-    enrollment over time, completeness of the primary endpoint at W4, missing data by form and
-    visit and the blinded primary response rate by age group. Charts are inline SVG; the file makes
-    no network request. Every number names the command that reproduces it. With --site, the report
+    enrollment over time, missing data by form and visit, and the study's own sections (e.g. its
+    primary endpoint, blinded). Charts are inline SVG; the file makes no network request. Every number names the command that reproduces it. With --site, the report
     holds only that site's data. Prints the path of the file written.
     """
-    from trialkit.ledger import open_workspace
     from trialkit.report import write_report
 
-    study = load(study_path)
+    ws, study = load_with_workspace(workspace, study_path)
     if site is not None:
         site = site_id(study, site)
-    ws = open_workspace(workspace)
     path = write_report(ws, study, output, site=site, pooled_dir=pooled_dir)
     click.echo(str(path))
     if not quiet:

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import click
 
-from trialkit.commands.options import load, quiet_option, study_option
+from trialkit.commands.options import load_with_workspace, quiet_option, study_option
 from trialkit.commands.workspace_options import operator_option, site_id, workspace_option
 
 EXIT_BY_STATUS = {"accepted": 0, "accepted-with-warnings": 0, "held": 1, "rejected": 1}
@@ -44,17 +44,11 @@ def command(files: tuple[str, ...], site: str, note: str | None, operator: str |
     """
     from trialkit.commands.validate import finding_line
     from trialkit.importers.reader import import_files
-    from trialkit.ledger import PrivacyRefused, open_workspace
+    from trialkit.ledger import PrivacyRefused
     from trialkit.validate import validate
 
-    study = load(study_path)
+    ws, study = load_with_workspace(workspace, study_path, operator)
     site = site_id(study, site)
-    ws = open_workspace(workspace)
-    if ws.study_id and ws.study_id != study.id:
-        raise click.UsageError(
-            f"the workspace {ws.path} is for study {ws.study_id}, not {study.id}; pass the matching "
-            "--study or --workspace"
-        )
     imported = import_files(list(files), study, site=site)
     report = validate(study, imported, site=site, data_cut=data_cut.date() if data_cut else None)
     stamps = sorted({str(f["stamp"]) for f in imported.files if f.get("stamp")})

@@ -1,28 +1,16 @@
-"""Study definitions: what one trial is, loaded from a folder.
+"""The loaded study: forms, variables, sites, visits, arms and the study's plug-ins, typed.
 
-A study definition is a folder with:
-
-- ``study.toml`` — protocol parameters as data: study id and protocol version, sites with their date
-  and decimal conventions, visits with target day and window, dosing, washouts, prohibited drugs,
-  prednisone factors, joints, units and conversion factors, missing-value codes, codelists;
-- ``forms.py`` — one pandera ``DataFrameModel`` per case report form (see :mod:`trialkit.crf`),
-  listed in ``FORMS``;
-- ``rules.py`` (optional) — data checks and protocol-deviation rules (see :mod:`trialkit.rules`),
-  listed in ``RULES``.
-
-The engine never imports a study by name: :func:`load_study` loads it from a path given by the
-caller, the ``TRIALKIT_STUDY`` environment variable, or the bundled ANK-SJIA-01 definition. A
-definition with a mistake raises :class:`StudyDefinitionError` naming the file and the problem.
+:class:`Study` is what every stage of the engine receives. It is built by
+:func:`trialkit.study.load_study` from a study folder; nothing here knows a particular trial.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
+import importlib
 import json
-import os
-import sys
-import tomllib
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cached_property
@@ -30,14 +18,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from trialkit.errors import TrialkitError
-
-ENV_STUDY = "TRIALKIT_STUDY"
-STUDY_FILE = "study.toml"
-
-
-class StudyDefinitionError(TrialkitError):
-    """A study definition that cannot be used; the message names the file and the problem."""
+from trialkit.study.definition import SITE_CODELIST, Codelist, StudyDefinition
+from trialkit.study.paths import StudyDefinitionError
 
 
 @dataclass(frozen=True)
@@ -140,7 +122,7 @@ class Site:
     id: str
     city: str
     country: str
-    date_order: str  # "DMY" or "MDY"
+    date_order: str  # "DMY", "MDY" or "YMD"
     date_sep: str
     decimal_mark: str
     units: tuple[str, ...] = ("SI",)
@@ -148,7 +130,8 @@ class Site:
     @property
     def date_format_hint(self) -> str:
         """The date pattern a person at this site types, e.g. ``DD/MM/YYYY``."""
-        parts = ["DD", "MM", "YYYY"] if self.date_order == "DMY" else ["MM", "DD", "YYYY"]
+        parts = {"DMY": ["DD", "MM", "YYYY"], "MDY": ["MM", "DD", "YYYY"],
+                 "YMD": ["YYYY", "MM", "DD"]}[self.date_order]
         return self.date_sep.join(parts)
 
 
@@ -168,35 +151,114 @@ class Visit:
 
 
 @dataclass(frozen=True)
+class Arm:
+    """A treatment arm (the code the unblinded randomization list uses, and its label)."""
+
+    code: str
+    label: str
+
+
+@dataclass(frozen=True)
 class Study:
-    """A loaded study definition."""
+    """A loaded study definition.
+
+    ``protocol`` is whatever the study's ``protocol`` plug-in made of the ``[protocol]`` section (its
+    own typed parameters; the engine never reads it), or that section as a read-only mapping when the
+    study has no such plug-in. ``package`` is the private module name the study folder was imported
+    under; :meth:`plugin` imports a declared plug-in from it.
+    """
 
     id: str
     title: str
     protocol_version: str
     path: Path
     forms: dict[str, Form]
-    codelists: dict[str, Any]
+    codelists: dict[str, Codelist]
     sites: dict[str, Site]
     visits: dict[str, Visit]
-    params: dict[str, Any] = field(repr=False)
+    params: Mapping[str, Any] = field(repr=False)
     rules: tuple[Any, ...] = ()
+    arms: dict[str, Arm] = field(default_factory=dict)
+    definition: StudyDefinition | None = field(default=None, repr=False, compare=False)
+    protocol: Any = field(default=None, repr=False, compare=False)
+    package: str | None = field(default=None, repr=False, compare=False)
+    definition_hash: str = ""
+
+    # -- generic facts ---------------------------------------------------------------------------
 
     @property
     def missing_codes(self) -> dict[str, str]:
-        """Missing-value codes (ND, NK, NA) and their meaning."""
+        """Missing-value codes (e.g. ND, NK, NA) and their meaning."""
         return dict(self.params.get("missing_codes", {}))
 
     @property
     def contact(self) -> str:
         """The contact line printed on templates and query workbooks."""
-        return str(self.params["study"].get("contact", ""))
+        return str(self.params.get("study", {}).get("contact", ""))
+
+    @property
+    def schedule(self) -> dict[str, list[str]]:
+        """Which forms are collected at which visits (``[schedule]``: form code -> visit codes)."""
+        return {form: list(visits) for form, visits in self.params.get("schedule", {}).items()}
+
+    @property
+    def amendments(self) -> list[dict[str, Any]]:
+        """The protocol versions the definition records (``[[amendments]]``), oldest first."""
+        return [dict(a) for a in self.params.get("amendments", [])]
+
+    @property
+    def subject_id_pattern(self) -> str | None:
+        """The regular expression every SUBJID matches in full (None: not checked)."""
+        return self.params.get("study", {}).get("subject_id_pattern")
+
+    @property
+    def subject_id_hint(self) -> str:
+        """How a subject number is written, for messages (falls back to the pattern)."""
+        study = self.params.get("study", {})
+        return str(study.get("subject_id_hint") or study.get("subject_id_pattern") or "")
+
+    def subject_site(self, subject: str | None) -> str | None:
+        """The site part of a subject number (the pattern's ``site`` group), or None."""
+        pattern = self.subject_id_pattern
+        if not subject or not pattern:
+            return None
+        match = re.fullmatch(pattern, str(subject))
+        if match is None or "site" not in match.re.groupindex:
+            return None
+        return match.group("site")
+
+    @property
+    def arm_codes(self) -> list[str]:
+        """The arm codes, in definition order."""
+        return list(self.arms)
+
+    def units_of(self, variable: str) -> Mapping[str, Any] | None:
+        """``[units.VARIABLE]`` as a mapping (standard unit, unit variable, alternatives), or None."""
+        return self.params.get("units", {}).get(variable)
+
+    def lab_units_of(self, test: str) -> Mapping[str, Any] | None:
+        """``[lab_units.TEST]`` as a mapping (standard unit, alternatives, aliases), or None."""
+        return self.params.get("lab_units", {}).get(test)
+
+    def param(self, *path: str) -> Any:
+        """A generic section of study.toml by its path (e.g. ``param("units", "WEIGHT")``); None when
+        absent. There are no defaults: a study's own parameters live in ``[protocol]`` and are read
+        through :attr:`protocol`."""
+        node: Any = self.params
+        for part in path:
+            if not isinstance(node, Mapping) or part not in node:
+                return None
+            node = node[part]
+        return node
+
+    # -- the upload's shape and its stamp --------------------------------------------------------
 
     @cached_property
     def schema_hash(self) -> str:
-        """A short hash of everything that shapes an upload: forms, variables, codelists, keys.
+        """A short hash of what shapes an upload: forms, variables, keys and codelist codes.
 
-        Templates carry it; an importer compares it to tell an outdated template from a current one.
+        The site list (the ``SITEID`` codelist), decodes, windows and the protocol version are left
+        out: adding a site or amending a visit window must not make every issued template outdated.
         """
         payload = {
             "forms": [
@@ -210,15 +272,33 @@ class Study:
                 }
                 for f in self.forms.values()
             ],
-            "codelists": {name: [list(x) for x in cl.values] for name, cl in self.codelists.items()},
+            "codelists": {name: cl.codes for name, cl in self.codelists.items() if name != SITE_CODELIST},
         }
         text = json.dumps(payload, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     @property
     def version_stamp(self) -> str:
-        """``study id | protocol version | schema hash`` — the stamp written into templates."""
+        """``study id | protocol version | schema hash`` — the stamp written into templates.
+
+        Only the study id and the schema hash decide whether a template is current
+        (:meth:`stamp_status`); the protocol version is there for people.
+        """
         return f"{self.id}|{self.protocol_version}|{self.schema_hash}"
+
+    def stamp_status(self, stamp: str) -> str:
+        """``current``, ``other-study`` or ``outdated`` for a stamp read from a workbook.
+
+        A stamp of any protocol version is current when its study id and schema hash are this
+        study's: a template issued under an earlier protocol version whose forms did not change
+        stays valid.
+        """
+        parts = str(stamp).split("|")
+        if parts[0] != self.id:
+            return "other-study"
+        return "current" if parts[-1] == self.schema_hash else "outdated"
+
+    # -- lookups ---------------------------------------------------------------------------------
 
     def form(self, code: str) -> Form:
         """The form with this code (case-insensitive); KeyError names the known forms."""
@@ -228,302 +308,56 @@ class Study:
         return self.forms[key]
 
     def site(self, site_id: str) -> Site:
-        """The site with this id; KeyError names the known sites."""
-        key = str(site_id).strip()
-        if key.isdigit():
-            key = key.zfill(2)
-        if key not in self.sites:
-            raise KeyError(f"unknown site {site_id!r}; this study has sites {', '.join(self.sites)}")
-        return self.sites[key]
+        """The site with this id; KeyError names the known sites.
 
-    def param(self, *path: str, default: Any = None) -> Any:
-        """A protocol parameter by its path in study.toml, e.g. ``param("dose", "fixed_dose_mg")``."""
-        node: Any = self.params
-        for part in path:
-            if not isinstance(node, dict) or part not in node:
-                return default
-            node = node[part]
-        return node
+        A site id typed without its leading zeros (``1``) is the unique declared site whose id is
+        that number with leading zeros (``01`` or ``001``); when none or several are, it is unknown.
+        """
+        key = str(site_id).strip()
+        if key in self.sites:
+            return self.sites[key]
+        if key.isdigit():
+            matches = [s for s in self.sites if s.isdigit() and s.lstrip("0") == key.lstrip("0")]
+            if len(matches) == 1:
+                return self.sites[matches[0]]
+        raise KeyError(f"unknown site {site_id!r}; {self.id} has sites {', '.join(self.sites)}")
+
+    def arm(self, code: str) -> Arm:
+        """The arm with this code (case-insensitive); KeyError names the known arms."""
+        key = str(code).strip().upper()
+        for arm in self.arms.values():
+            if arm.code.upper() == key:
+                return arm
+        raise KeyError(f"unknown arm {code!r}; {self.id} has arms {', '.join(self.arms) or '(none declared)'}")
+
+    # -- plug-ins --------------------------------------------------------------------------------
+
+    def has_plugin(self, name: str) -> bool:
+        """True when study.toml declares the plug-in ``name`` (analysis, demo, report, protocol)."""
+        return bool(self.params.get("plugins", {}).get(name))
+
+    def plugin(self, name: str) -> ModuleType | None:
+        """The study's plug-in module ``name`` (imported on first use), or None when not declared.
+
+        Raises :class:`StudyDefinitionError` naming the file when the plug-in cannot be imported.
+        """
+        declared = self.params.get("plugins", {}).get(name)
+        if not declared or self.package is None:
+            return None
+        module = Path(declared).name.removesuffix(".py")
+        target = self.path / declared
+        if not target.exists():
+            raise StudyDefinitionError(f"{target}: declared as the {name} plug-in in study.toml but missing")
+        try:
+            return importlib.import_module(f"{self.package}.{module}")
+        except StudyDefinitionError:
+            raise
+        except Exception as exc:
+            raise StudyDefinitionError(
+                f"{target}: the {name} plug-in failed to load: {type(exc).__name__}: {exc}"
+            ) from exc
 
 
 def exact(value: Any) -> Fraction:
     """A protocol number (written as text in study.toml, e.g. ``"5/9"`` or ``"88.57"``) as a Fraction."""
     return Fraction(str(value))
-
-
-# ------------------------------------------------------------------------------------------------
-# Loading
-
-
-def bundled_study_path() -> Path:
-    """The folder of the bundled ANK-SJIA-01 definition.
-
-    Installed, it is the package data ``trialkit/_bundled_study``; in a source checkout it is
-    ``schemas/`` beside the ``trialkit`` package.
-    """
-    package_dir = Path(__file__).resolve().parent
-    installed = package_dir / "_bundled_study"
-    if (installed / STUDY_FILE).is_file():
-        return installed
-    checkout = package_dir.parent / "schemas"
-    if (checkout / STUDY_FILE).is_file():
-        return checkout
-    spec = importlib.util.find_spec("trialkit._bundled_study")
-    if spec is not None and spec.submodule_search_locations:
-        for location in spec.submodule_search_locations:
-            if (Path(location) / STUDY_FILE).is_file():
-                return Path(location)
-    raise StudyDefinitionError(
-        "the bundled study definition is missing from this installation; reinstall trialkit "
-        f"or pass --study PATH (or set {ENV_STUDY})"
-    )
-
-
-def resolve_study_path(path: str | os.PathLike[str] | None = None) -> Path:
-    """Where to load the study from: ``path``, else ``$TRIALKIT_STUDY``, else the bundled one."""
-    chosen = path or os.environ.get(ENV_STUDY) or None
-    if chosen is None:
-        return bundled_study_path()
-    folder = Path(chosen).expanduser()
-    if folder.is_file() and folder.name == STUDY_FILE:
-        folder = folder.parent
-    if not (folder / STUDY_FILE).is_file():
-        raise StudyDefinitionError(
-            f"{folder}: not a study definition (no {STUDY_FILE} there); point --study or "
-            f"{ENV_STUDY} at a folder holding {STUDY_FILE} and forms.py"
-        )
-    return folder.resolve()
-
-
-_CACHE: dict[Path, Study] = {}
-
-
-def load_study(path: str | os.PathLike[str] | None = None) -> Study:
-    """Load (and check) a study definition; results are cached per folder.
-
-    Example::
-
-        >>> study = load_study()
-        >>> study.id, len(study.forms)
-        ('ANK-SJIA-01', 15)
-    """
-    folder = resolve_study_path(path)
-    if folder in _CACHE:
-        return _CACHE[folder]
-    study = _load(folder)
-    _CACHE[folder] = study
-    return study
-
-
-def _load(folder: Path) -> Study:
-    toml_path = folder / STUDY_FILE
-    try:
-        with open(toml_path, "rb") as handle:
-            params = tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
-        raise StudyDefinitionError(f"{toml_path}: not valid TOML: {exc}") from exc
-    header = params.get("study")
-    if not isinstance(header, dict) or not header.get("id"):
-        raise StudyDefinitionError(f"{toml_path}: the [study] table with an 'id' is missing")
-
-    from trialkit.crf import codelists_from_toml
-
-    codelists = codelists_from_toml(params)
-    sites = _load_sites(toml_path, params)
-    visits = _load_visits(toml_path, params)
-
-    forms_file = folder / header.get("forms_module", "forms.py")
-    module = _import_file(forms_file, header["id"], "forms")
-    models = getattr(module, "FORMS", None)
-    if not models:
-        raise StudyDefinitionError(f"{forms_file}: defines no FORMS list of pandera models")
-    forms: dict[str, Form] = {}
-    for model in models:
-        form = _form_from_model(forms_file, model, codelists)
-        if form.code in forms:
-            raise StudyDefinitionError(f"{forms_file}: duplicate form {form.code}")
-        forms[form.code] = form
-
-    # Rules may be split over several files (``rules_modules = ["checks.py", "deviations.py"]``);
-    # each lists its rules in RULES. Rule ids must be unique across all of them.
-    rules: tuple[Any, ...] = ()
-    rule_files = header.get("rules_modules") or [header.get("rules_module", "rules.py")]
-    for index, name in enumerate(rule_files):
-        rules_file = folder / name
-        if not rules_file.is_file():
-            if "rules_modules" in header:
-                raise StudyDefinitionError(f"{rules_file}: listed in rules_modules but missing")
-            continue
-        rules_module = _import_file(rules_file, header["id"], f"rules{index}")
-        rules += tuple(getattr(rules_module, "RULES", ()))
-        _check_rules(rules_file, rules, forms)
-
-    return Study(
-        id=str(header["id"]),
-        title=str(header.get("title", header["id"])),
-        protocol_version=str(header.get("protocol_version", "")),
-        path=folder,
-        forms=forms,
-        codelists=codelists,
-        sites=sites,
-        visits=visits,
-        params=params,
-        rules=rules,
-    )
-
-
-def _import_file(path: Path, study_id: str, part: str) -> ModuleType:
-    """Import one file of a study definition under a private module name."""
-    if not path.is_file():
-        raise StudyDefinitionError(f"{path}: missing; a study definition needs it")
-    safe = "".join(ch if ch.isalnum() else "_" for ch in study_id)
-    digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
-    name = f"_trialkit_study_{safe}_{digest}_{part}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise StudyDefinitionError(f"{path}: cannot be loaded as Python")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except KeyError as exc:
-        del sys.modules[name]
-        raise StudyDefinitionError(
-            f"{path}: refers to an unknown name {exc}; is it a codelist missing from {STUDY_FILE}?"
-        ) from exc
-    except Exception as exc:
-        del sys.modules[name]
-        raise StudyDefinitionError(f"{path}: failed to load: {type(exc).__name__}: {exc}") from exc
-    return module
-
-
-def _form_from_model(path: Path, model: Any, codelists: dict[str, Any]) -> Form:
-    try:
-        meta_all = model.get_metadata() or {}
-    except Exception as exc:  # pragma: no cover - pandera internals
-        raise StudyDefinitionError(f"{path}: {model!r} is not a pandera DataFrameModel") from exc
-    meta = meta_all.get(model.__name__, {})
-    form_meta = meta.get("dataframe") or {}
-    code = form_meta.get("form")
-    if not code:
-        raise StudyDefinitionError(f"{path}: form model {model.__name__} has no Config.metadata['form']")
-    schema = model.to_schema()
-    variables = []
-    for name, column in schema.columns.items():
-        info = column.metadata or {}
-        if not info.get("type"):
-            raise StudyDefinitionError(
-                f"{path}: {code}.{name} is not declared with trialkit.crf.var (no CRF type)"
-            )
-        if info.get("codelist") and info["codelist"] not in codelists:
-            raise StudyDefinitionError(
-                f"{path}: {code}.{name} uses unknown codelist {info['codelist']!r}"
-            )
-        if len(name) > 8 or name != name.upper():
-            raise StudyDefinitionError(
-                f"{path}: {code}.{name}: variable names must be upper case and at most 8 characters "
-                "(SAS transport v5)"
-            )
-        variables.append(
-            Variable(
-                name=name,
-                label=column.title or name,
-                type=info["type"],
-                required=bool(info.get("required")),
-                required_if=info.get("required_if"),
-                unit=info.get("unit"),
-                unit_var=info.get("unit_var"),
-                codelist=info.get("codelist"),
-                min=info.get("min"),
-                max=info.get("max"),
-                decimals=info.get("decimals"),
-                pdate_formats=tuple(info["pdate_formats"]) if info.get("pdate_formats") else None,
-                derived=bool(info.get("derived")),
-                description=column.description,
-                short_label=info.get("short_label"),
-            )
-        )
-        export_label = variables[-1].export_label
-        if len(export_label.encode("utf-8")) > 40 or not export_label.isascii():
-            raise StudyDefinitionError(
-                f"{path}: {code}.{name}: label {export_label!r} is longer than 40 bytes or not ASCII; "
-                "give var(..., short_label=...) of at most 40 ASCII characters for SAS transport files"
-            )
-    names = {v.name for v in variables}
-    keys = tuple(form_meta.get("keys") or ())
-    if not keys:
-        raise StudyDefinitionError(f"{path}: form {code} declares no keys")
-    for key in keys:
-        if key not in names:
-            raise StudyDefinitionError(f"{path}: form {code} has key {key!r}, which is not one of its columns")
-    return Form(
-        code=str(code),
-        label=str(form_meta.get("label", code)),
-        structure=str(form_meta.get("structure", "")),
-        keys=keys,
-        variables=tuple(variables),
-        model=model,
-        short_label=form_meta.get("short_label"),
-    )
-
-
-def _load_sites(path: Path, params: dict[str, Any]) -> dict[str, Site]:
-    sites: dict[str, Site] = {}
-    for entry in params.get("sites", []):
-        try:
-            site = Site(
-                id=str(entry["id"]),
-                city=str(entry.get("city", "")),
-                country=str(entry.get("country", "")),
-                date_order=str(entry.get("date_order", "DMY")),
-                date_sep=str(entry.get("date_sep", "/")),
-                decimal_mark=str(entry.get("decimal_mark", ".")),
-                units=tuple(entry.get("units", ["SI"])),
-            )
-        except KeyError as exc:
-            raise StudyDefinitionError(f"{path}: a [[sites]] entry lacks {exc}") from exc
-        if site.date_order not in ("DMY", "MDY", "YMD"):
-            raise StudyDefinitionError(f"{path}: site {site.id}: date_order must be DMY, MDY or YMD")
-        if site.decimal_mark not in (",", "."):
-            raise StudyDefinitionError(f"{path}: site {site.id}: decimal_mark must be ',' or '.'")
-        if site.id in sites:
-            raise StudyDefinitionError(f"{path}: duplicate site {site.id}")
-        sites[site.id] = site
-    return sites
-
-
-def _load_visits(path: Path, params: dict[str, Any]) -> dict[str, Visit]:
-    visits: dict[str, Visit] = {}
-    for entry in params.get("visits", []):
-        try:
-            visit = Visit(
-                num=int(entry["num"]),
-                code=str(entry["code"]),
-                label=str(entry.get("label", entry["code"])),
-                anchor=str(entry.get("anchor", "first_dose")),
-                target_day=entry.get("target_day"),
-                window_lo=entry.get("window_lo"),
-                window_hi=entry.get("window_hi"),
-                scheduled=bool(entry.get("scheduled", True)),
-                primary=bool(entry.get("primary", False)),
-            )
-        except KeyError as exc:
-            raise StudyDefinitionError(f"{path}: a [[visits]] entry lacks {exc}") from exc
-        if visit.code in visits:
-            raise StudyDefinitionError(f"{path}: duplicate visit {visit.code}")
-        visits[visit.code] = visit
-    return visits
-
-
-def _check_rules(path: Path, rules: tuple[Any, ...], forms: dict[str, Form]) -> None:
-    seen: set[str] = set()
-    for rule in rules:
-        rule_id = getattr(rule, "id", None)
-        if not rule_id:
-            raise StudyDefinitionError(f"{path}: RULES holds {rule!r}, which is not a trialkit rule")
-        if rule_id in seen:
-            raise StudyDefinitionError(f"{path}: duplicate rule id {rule_id}")
-        seen.add(rule_id)
-        for code in getattr(rule, "forms", ()):
-            if code not in forms:
-                raise StudyDefinitionError(f"{path}: rule {rule_id} reads unknown form {code}")

@@ -1,0 +1,49 @@
+"""``trialkit codes``: every finding code — the engine's catalogue and the study's rules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from trialkit.commands.options import load, quiet_option, study_option
+
+
+@click.command(name="codes")
+@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json", "md"]), default="text",
+              show_default=True, help="text (a table), json (the catalogue as data) or md (docs/codes.md).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Write to FILE instead of stdout.")
+@study_option
+@quiet_option
+def command(fmt: str, output: str | None, study_path: str | None, quiet: bool) -> None:
+    """List every finding code: the engine's catalogue and the study's rules.
+
+    Each engine code with its title, severity, category, what it means and what to do; then the
+    study's own codes (its data checks and protocol deviations) with their titles, severity and
+    protocol reference.
+    """
+    from trialkit.codes import CATALOGUE, catalogue, render_markdown, study_codes
+    from trialkit.errors import TrialkitError
+
+    study = load(study_path)
+    if fmt == "json":
+        text = json.dumps(catalogue(study), indent=2, ensure_ascii=False) + "\n"
+    elif fmt == "md":
+        text = render_markdown(study)
+    else:
+        lines = [f"{'CODE':<24} {'SEVERITY':<8} {'CATEGORY':<14} TITLE"]
+        lines += [f"{c.code:<24} {c.severity:<8} {c.category:<14} {c.title}" for c in CATALOGUE.values()]
+        lines += ["", f"{study.id} {study.protocol_version}: the study's checks and deviations"]
+        lines += [f"{r['code']:<24} {r['severity']:<8} {r['category']:<14} {r['title']}" for r in study_codes(study)]
+        text = "\n".join(lines) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise TrialkitError(f"{output}: cannot write the codes ({exc.strerror or exc}); choose another -o") from exc
+    if not quiet:
+        click.echo(f"Wrote {output}", err=True)

@@ -1,0 +1,433 @@
+"""Running a synthetic study end to end: the machinery behind ``trialkit demo``.
+
+A study brings its own synthetic-data generator as its ``demo`` plug-in (see
+:mod:`trialkit.study.plugins`): it builds the uploads its sites would send (:class:`Upload`) and the
+answer key of the problems it planted (:class:`Problem`), then calls :func:`run_pipeline`, which does
+what a data manager does with them and knows no trial:
+
+``uploads/siteSS/``
+    every upload written the way sites send them (:func:`write_xlsx`: the site's own template,
+    typed in its date order, decimal mark and separator; :func:`write_csv`: ``;``-separated text
+    with decimal commas; :func:`write_xpt`: SAS transport files, one per form);
+``workspace/``
+    a workspace bound to the study: every upload imported, validated (with the demo's fixed data cut
+    and "today", so the result never depends on the day it runs) and recorded in the ledger; held
+    submissions acknowledged; the pooled datasets in ``workspace/pooled``;
+``queries/``, ``report.html``
+    one query workbook per site, and the data-quality report;
+``answer_key.json``, ``demo.json``
+    the planted problems, and what the demo did (seed, data cut, uploads and their submissions).
+
+An earlier demo in the folder is replaced; any other non-empty folder is refused.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trialkit.errors import UsageError
+
+MARKER = "demo.json"
+ANSWER_KEY = "answer_key.json"
+
+Row = dict[str, Any]
+Records = dict[str, list[Row]]  # form code -> records of one site
+Progress = Callable[[str, int, int], None]
+
+
+# ------------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass
+class DemoResult:
+    """What a demo wrote and what the ledger recorded."""
+
+    directory: Path
+    workspace: Path
+    uploads: Path
+    answer_key: Path
+    pooled: Path
+    report: Path | None
+    submissions: list[dict[str, Any]] = field(default_factory=list)  # one per upload, in order
+    statuses: dict[str, str] = field(default_factory=dict)  # site -> status of its current data
+    counts: dict[str, int] = field(default_factory=dict)  # sites, subjects, uploads, problems, ...
+    seconds: float = 0.0
+    report_note: str | None = None
+    study: str = ""
+
+
+@dataclass
+class Upload:
+    """One upload a site sends: its records, how it is typed, and what the data manager does.
+
+    ``kind`` is ``xlsx`` (the site's template), ``csv`` or ``xpt``; ``yes_no`` maps Y/N to the words
+    the site types in the forms of ``yes_no_forms`` (e.g. ``{"Y": "Sì", "N": "No"}``).
+    """
+
+    site: str
+    name: str  # e.g. site03_v1
+    records: Records
+    kind: str  # xlsx, csv, xpt
+    note: str
+    accept_warnings: bool = False  # acknowledged at once (a re-upload answering known queries)
+    acknowledge_if_held: bool = True  # held: the data manager then acknowledges the warnings
+    files: list[Path] = field(default_factory=list)
+    yes_no: dict[str, str] = field(default_factory=dict)
+    yes_no_forms: tuple[str, ...] = ()
+
+
+@dataclass
+class Problem:
+    """One planted problem of the answer key."""
+
+    site: str
+    subject: str
+    code: str
+    form: str | None
+    variable: str | None
+    note: str
+    severity: str
+    uploads: list[str]
+    resolved_by: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (keys as in the answer key)."""
+        return dict(self.__dict__)
+
+
+# ------------------------------------------------------------------------------------------------
+# Writing uploads the way sites send them
+
+
+def site_date(when: dt.date, site: Any) -> str:
+    """A date as the site types it (its date order and separator)."""
+    parts = {"D": f"{when.day:02d}", "M": f"{when.month:02d}", "Y": f"{when.year:04d}"}
+    return site.date_sep.join(parts[p] for p in site.date_order)
+
+
+def decimal_text(value: float, mark: str) -> Any:
+    """A number as the site types it: whole numbers as int, decimals with the site's mark."""
+    if float(value).is_integer():
+        return int(value)
+    text = repr(float(value))
+    return text.replace(".", ",") if mark == "," else float(value)
+
+
+def typed_cell(var: Any, value: Any, site: Any, *, form: str, yes_no: Mapping[str, str] | None = None,
+               yes_no_forms: tuple[str, ...] = ()) -> Any:
+    """A value as the site types it into its template.
+
+    Full dates in the site's order; a ``YYYY-MM-DD`` partial date likewise, a ``YYYY-MM`` one as
+    ``MM/YYYY`` at a day-first site; numbers with the site's decimal mark; Y/N as the site's words
+    in ``yes_no_forms``.
+    """
+    if value is None:
+        return None
+    kind = var.type
+    if kind == "date":
+        return site_date(value, site)
+    if kind == "pdate":
+        if len(value) == 10:
+            return site_date(dt.date.fromisoformat(value), site)
+        if len(value) == 7 and site.date_order == "DMY":
+            return f"{value[5:7]}{site.date_sep}{value[:4]}"
+        return value
+    if kind == "num":
+        return decimal_text(value, site.decimal_mark)
+    if kind == "int":
+        return value if isinstance(value, str) else int(value)
+    if kind == "yn" and yes_no and form in yes_no_forms:
+        return yes_no.get(value, value)
+    return str(value)
+
+
+def write_xlsx(study: Any, site_id: str, records: Records, path: Path, *, yes_no: Mapping[str, str] | None = None,
+               yes_no_forms: tuple[str, ...] = ()) -> Path:
+    """The site's own upload template (``trialkit template --site SS``), filled the site's way."""
+    from trialkit.templates import build_template, save_deterministic
+
+    site = study.site(site_id)
+    book = build_template(study, site)
+    for code, rows in records.items():
+        form = study.form(code)
+        sheet = book[code]
+        variables = form.site_variables
+        for r, row in enumerate(rows, start=2):
+            for c, var in enumerate(variables, start=1):
+                value = typed_cell(var, row.get(var.name), site, form=code, yes_no=yes_no, yes_no_forms=yes_no_forms)
+                if value is not None or var.name == "SITEID":
+                    sheet.cell(row=r, column=c, value=value)
+        # The site deleted the template's spare rows (their pre-filled SITEID): the file is smaller
+        # and faster to read; trialkit reads a template with its spare rows just the same.
+        if sheet.max_row > len(rows) + 1:
+            sheet.delete_rows(len(rows) + 2, sheet.max_row - len(rows) - 1)
+    save_deterministic(book, path)
+    return path
+
+
+def write_csv(study: Any, site_id: str, records: Records, folder: Path) -> list[Path]:
+    """One ``;``-separated UTF-8 file per form, dates and decimals the site's way (an EDC export)."""
+    site = study.site(site_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for code, rows in records.items():
+        if not rows:
+            continue
+        variables = study.form(code).site_variables
+        path = folder / f"{code.lower()}.csv"
+        with path.open("w", encoding="utf-8-sig", newline="") as handle:
+            writer = csv.writer(handle, delimiter=";", lineterminator="\r\n")
+            writer.writerow([v.name for v in variables])
+            for row in rows:
+                cells = []
+                for var in variables:
+                    value = row.get(var.name)
+                    if value is None:
+                        cells.append("")
+                    elif var.type == "date":
+                        cells.append(site_date(value, site))
+                    elif var.type == "num":
+                        cells.append(str(decimal_text(value, ",")))
+                    else:
+                        cells.append(str(value))
+                writer.writerow(cells)
+        paths.append(path)
+    return paths
+
+
+def _xpt_kind(kinds: dict[str, str], variables: list[Any], name: str, frame: Any) -> str:
+    kind = kinds.get(next(v.type for v in variables if v.name == name), "string")
+    return "float" if kind == "date" and frame[name].dtype.kind == "f" else kind
+
+
+def write_xpt(study: Any, records: Records, folder: Path) -> list[Path]:
+    """One SAS transport (XPT v5) file per form, named by the form (``dm.xpt`` …), as SAS exports."""
+    import pandas as pd
+
+    from trialkit.export import write_dataset
+
+    folder.mkdir(parents=True, exist_ok=True)
+    kinds = {"date": "date", "num": "float", "int": "integer"}
+    paths = []
+    for code, rows in records.items():
+        if not rows:
+            continue
+        variables = study.form(code).site_variables
+        columns = {}
+        for var in variables:
+            values = [row.get(var.name) for row in rows]
+            if var.type == "date" and all(v is None for v in values):
+                # an all-empty date column is written as numeric: readstat cannot read back a
+                # DATE9-formatted column that holds no date
+                columns[var.name] = pd.Series([float("nan")] * len(values))
+            elif var.type == "date":
+                columns[var.name] = pd.to_datetime(pd.Series(values, dtype=object))
+            elif var.type == "num":
+                columns[var.name] = pd.Series([float("nan") if v is None else float(v) for v in values])
+            elif var.type == "int":
+                columns[var.name] = pd.Series(values, dtype="Int64")
+            else:
+                columns[var.name] = pd.Series(values, dtype=object)
+        frame = pd.DataFrame(columns)
+        written = write_dataset(frame, folder, code.lower(), ["xpt"],
+                                labels={v.name: v.export_label for v in variables},
+                                types={name: _xpt_kind(kinds, variables, name, frame) for name in frame.columns},
+                                dataset_label=study.form(code).export_label)
+        paths.append(written["xpt"])
+    return paths
+
+
+def write_upload(study: Any, upload: Upload, folder: Path) -> list[Path]:
+    """Write one upload under ``folder/siteSS/`` (a file, or a folder of files); returns its files."""
+    site_folder = folder / f"site{upload.site}"
+    site_folder.mkdir(parents=True, exist_ok=True)
+    if upload.kind == "xlsx":
+        return [write_xlsx(study, upload.site, upload.records, site_folder / f"{upload.name}.xlsx",
+                           yes_no=upload.yes_no, yes_no_forms=upload.yes_no_forms)]
+    if upload.kind == "csv":
+        return write_csv(study, upload.site, upload.records, site_folder / upload.name)
+    return write_xpt(study, upload.records, site_folder / upload.name)
+
+
+# ------------------------------------------------------------------------------------------------
+# The demo folder
+
+
+def check_demo_folder(directory: Path) -> bool:
+    """True when ``directory`` holds an earlier demo (to be replaced); False when it is new or empty.
+
+    Raises :class:`~trialkit.errors.UsageError` for a non-empty folder that is not an earlier demo,
+    or a path that is not a folder.
+    """
+    if not directory.exists():
+        return False
+    if not directory.is_dir():
+        raise UsageError(f"{directory}: exists and is not a folder; choose a new or empty DIR for the demo")
+    if not any(directory.iterdir()):
+        return False
+    if (directory / MARKER).is_file():
+        return True
+    raise UsageError(f"{directory}: the folder is not empty and holds no earlier trialkit demo ({MARKER}); "
+                     "choose a new or empty DIR, e.g. trialkit demo ./trialkit-demo")
+
+
+def _clear_earlier_demo(directory: Path) -> None:
+    for name in ("workspace", "uploads", "queries"):
+        if (directory / name).is_dir():
+            shutil.rmtree(directory / name)
+    for name in (MARKER, ANSWER_KEY, "report.html"):
+        if (directory / name).exists():
+            (directory / name).unlink()
+
+
+def _progress(progress: Progress | None, text: str, done: int, total: int) -> None:
+    if progress is not None:
+        progress(text, done, total)
+
+
+def _write_job(job: tuple[str, Upload, Path]) -> list[Path]:
+    from trialkit.study import load_study
+
+    study_path, upload, folder = job
+    return write_upload(load_study(study_path), upload, folder)
+
+
+def _validate_job(job: tuple[str, list[Path], str, dt.date, dt.date]) -> tuple[Any, list[str]]:
+    """Import and validate one upload (with the demo's data cut and today): report and stamps."""
+    from trialkit.importers.reader import import_files
+    from trialkit.study import load_study
+    from trialkit.validate import validate
+
+    study_path, files, site, data_cut, today = job
+    study = load_study(study_path)
+    imported = import_files(files, study, site=site)
+    report = validate(study, imported, site=site, data_cut=data_cut, today=today)
+    return report, sorted({str(f["stamp"]) for f in imported.files if f.get("stamp")})
+
+
+def _mapped(function: Callable[[Any], Any], jobs: list[Any], workers: int) -> Any:
+    """``map`` over worker processes (the work is CPU-bound pandas), in order."""
+    if workers <= 1 or len(jobs) <= 1:
+        yield from map(function, jobs)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method)) as pool:
+        yield from pool.map(function, jobs)
+
+
+def run_pipeline(
+    study: Any,
+    directory: str | Path,
+    uploads: list[Upload],
+    problems: list[Problem],
+    *,
+    seed: int,
+    data_cut: dt.date,
+    today: dt.date,
+    first_submission: dt.datetime,
+    operator: str = "demo.datamanager",
+    pool_formats: tuple[str, ...] = ("parquet", "csv", "xpt"),
+    subjects: int = 0,
+    progress: Progress | None = None,
+    workers: int | None = None,
+) -> DemoResult:
+    """Write ``uploads``, submit them in order to a new workspace, pool, write query workbooks and the
+    report; see the module docstring. Submissions are timed two hours apart from ``first_submission``.
+
+    ``progress(step, done, total)`` is called as the work goes on. Uploads are written and validated
+    in ``workers`` processes (default: 2, or 1 on a one-core machine); they are always submitted to
+    the ledger one by one, in order.
+    """
+    from trialkit.ledger import HELD
+    from trialkit.pool import pool
+    from trialkit.querybook import write_query_workbook
+    from trialkit.report import write_report
+    from trialkit.study.binding import init_bound_workspace
+
+    began = time.perf_counter()
+    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    directory = Path(directory).expanduser()
+    if check_demo_folder(directory):
+        _clear_earlier_demo(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    study_path = str(study.path)
+
+    total = len(uploads) + 4
+    _progress(progress, "writing the site uploads", 1, total)
+    upload_dir = directory / "uploads"
+    jobs = [(study_path, upload, upload_dir) for upload in uploads]
+    for upload, files in zip(uploads, _mapped(_write_job, jobs, workers), strict=True):
+        upload.files = files
+
+    workspace_dir = directory / "workspace"
+    ws = init_bound_workspace(workspace_dir, study, operator=operator)
+    submitted: list[dict[str, Any]] = []
+    checks = [(study_path, upload.files, upload.site, data_cut, today) for upload in uploads]
+    _progress(progress, "importing and validating the uploads", 2, total)
+    for step, (upload, (report, stamps)) in enumerate(zip(uploads, _mapped(_validate_job, checks, workers),
+                                                          strict=True)):
+        _progress(progress, f"site {upload.site}: {upload.name} validated and submitted", 2 + step, total)
+        now = first_submission + dt.timedelta(hours=2 * step)
+        submission = ws.submit(upload.files, upload.site, report, operator=operator, note=upload.note,
+                               accept_warnings=upload.accept_warnings, now=now, study=study,
+                               template_stamp="; ".join(stamps) or None)
+        entry = {"upload": upload.name, "site": upload.site, "kind": upload.kind, "submission": submission.id,
+                 "status": submission.status, "counts": dict(submission.counts),
+                 "files": [p.relative_to(directory).as_posix() for p in upload.files]}
+        if submission.status == HELD and upload.acknowledge_if_held:
+            acknowledged = ws.submit(upload.files, upload.site, report, operator=operator, accept_warnings=True,
+                                     now=now + dt.timedelta(hours=1), study=study)
+            entry["status"] = acknowledged.status
+            entry["acknowledged"] = True
+        submitted.append(entry)
+
+    _progress(progress, "pooling the accepted data", total - 2, total)
+    pooled = workspace_dir / "pooled"
+    pool(ws, study, pooled, formats=pool_formats, operator=operator)
+
+    queries_dir = directory / "queries"
+    generated = dt.datetime.combine(today, dt.time(12, 0), tzinfo=dt.UTC)
+    sites = sorted({u.site for u in uploads})
+    for site in sites:
+        write_query_workbook(ws.queries_report(site, "open"), queries_dir / f"queries_site{site}.xlsx", site=site,
+                             study=study, generated_at=generated)
+
+    _progress(progress, "writing the report", total - 1, total)
+    report_path = write_report(ws, study, directory / "report.html", pooled_dir=pooled, today=today)
+
+    key_path = directory / ANSWER_KEY
+    key_path.write_text(json.dumps([p.to_dict() for p in problems], indent=2, ensure_ascii=False) + "\n",
+                        encoding="utf-8")
+    statuses = {site: sub.status for site, sub in ws.current_submissions().items()}
+    counts = {
+        "sites": len(sites),
+        "subjects": subjects,
+        "uploads": len(uploads),
+        "submissions": len(submitted),
+        "problems": len(problems),
+        "codes": len({p.code for p in problems}),
+    }
+    seconds = time.perf_counter() - began
+    (directory / MARKER).write_text(json.dumps({
+        "study": study.id, "protocol_version": study.protocol_version, "seed": seed,
+        "data_cut": data_cut.isoformat(), "today": today.isoformat(),
+        "submissions": submitted, "counts": counts,
+        "info_findings": "recorded normalisations (severity info) are expected and not in the answer key",
+    }, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    _progress(progress, "done", total, total)
+    return DemoResult(directory=directory, workspace=workspace_dir, uploads=upload_dir, answer_key=key_path,
+                      pooled=pooled, report=report_path, submissions=submitted, statuses=statuses, counts=counts,
+                      seconds=seconds, study=study.id)
