@@ -46,8 +46,6 @@ ARM_COLUMN = re.compile(r"^(ARM|ARMCD|ARMN|ACTARM|ACTARMCD|TRT\d\d[PA]N?|TRTP|TR
 ARM_VALUE = "PLACEBO"
 SUBJECTS = {"01": "01-001", "07": "07-001"}
 RANDNOS = {"01": "R0101", "07": "R0701"}
-HAS_REPORT = (Path(__file__).resolve().parents[1] / "trialkit" / "report.py").is_file()
-needs_report = pytest.mark.skipif(not HAS_REPORT, reason="trialkit/report.py is not there yet")
 
 
 def invoke(*args: str, expect: int | tuple[int, ...] = 0):
@@ -254,7 +252,6 @@ def test_log_holds_no_arm_after_an_unblinding(trial):
     assert "ANAKINRA" not in result.output.upper()  # no drug is named in the ledger's own records
 
 
-@needs_report
 def test_html_report_holds_no_arm_even_from_an_unblinded_pool(trial):
     for pooled in ("pooled", "unblinded"):
         out = trial / f"report-{pooled}.html"
@@ -296,7 +293,6 @@ def test_site_validation_workbook_leaves_out_another_sites_record(trial, study):
     assert other_site_ids(out, "01") == []
 
 
-@needs_report
 def test_site_report_holds_only_that_sites_subjects(trial):
     out = trial / "report-site01.html"
     invoke("report", "--workspace", str(trial / "ws"), "--site", "01", "--pooled", str(trial / "pooled"),
@@ -308,10 +304,7 @@ def test_site_report_holds_only_that_sites_subjects(trial):
 # ------------------------------------------------------------------------------------------------
 # The demo (runs the whole synthetic study: about a minute)
 
-HAS_DEMO = (Path(__file__).resolve().parents[1] / "trialkit" / "demo.py").is_file()
 
-
-@pytest.mark.skipif(not HAS_DEMO, reason="trialkit/demo.py is not there yet")
 def test_demo_outputs_hold_no_arm(demo_run):
     folder, _ = demo_run
     outputs = [p for p in sorted(folder.rglob("*")) if p.is_file()

@@ -35,7 +35,7 @@ def test_help_does_not_import_pandas():
         "import sys\n"
         "from trialkit.cli import cli\n"
         "try:\n    cli(['--help'])\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('pandas', 'pandera', 'numpy', 'pyarrow', 'openpyxl') if m in sys.modules]\n"
+        "heavy = [m for m in ('pandas', 'pandera', 'numpy', 'pyarrow', 'openpyxl', 'pydantic') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

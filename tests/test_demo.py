@@ -15,17 +15,20 @@ import pytest
 from click.testing import CliRunner
 
 from trialkit.cli import cli
-from trialkit.demo import (
-    ANSWER_KEY,
-    MARKER,
-    SITES,
-    build_uploads,
-    check_demo_folder,
-    write_uploads,
-)
+from trialkit.demo import ANSWER_KEY, MARKER, check_demo_folder, write_upload
 from trialkit.ledger import open_workspace
+from trialkit.study import load_study
 
-ALL_CODES = [f"DC-{n:02d}" for n in range(1, 17)] + [f"PD-{n:02d}" for n in range(1, 14)]
+# The demo is the bundled study's demo plug-in; it generates every site of the site table.
+BUNDLED = load_study()
+build_uploads = BUNDLED.plugin("demo").build_uploads
+SITES = tuple(BUNDLED.sites)
+ALL_CODES = sorted(rule.id for rule in BUNDLED.rules)
+
+
+def write_uploads(study, uploads, folder):
+    for upload in uploads:
+        upload.files = write_upload(study, upload, folder)
 
 
 @pytest.fixture(scope="module")

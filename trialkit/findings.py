@@ -127,8 +127,8 @@ def query_id(
     Built from the rule/check code, subject, form, the record's key values and the variable — never
     from row numbers or file names, which change between uploads.
 
-    >>> query_id("RANGE", "01-001", "VS", ["01-001", "W4"], "WEIGHT") == query_id(
-    ...     "RANGE", "01-001", "VS", ["01-001", "W4"], "WEIGHT")
+    >>> query_id("RANGE", "01-001", "VS", ["01-001", "WEEK2"], "WEIGHT") == query_id(
+    ...     "RANGE", "01-001", "VS", ["01-001", "WEEK2"], "WEIGHT")
     True
     """
     text = "\x1f".join(

@@ -325,7 +325,7 @@ def init_workspace(path: str | os.PathLike[str], study_id: str | None = None, *,
 
     Example::
 
-        >>> ws = init_workspace(tmp_path / "ws", study_id="ANK-SJIA-01")  # doctest: +SKIP
+        >>> ws = init_workspace(tmp_path / "ws", study_id="MY-STUDY")  # doctest: +SKIP
         >>> ws.log()  # doctest: +SKIP
         []
     """

@@ -282,6 +282,8 @@ def instruction_lines(study: Study, site: Site | None = None) -> list[tuple[str,
     """The Instructions sheet as ``(label, text)`` rows; a label starting with ``#`` is a heading."""
     codes = study.missing_codes
     code_list = ", ".join(codes) or "none"
+    unit_vars = list(dict.fromkeys(v.unit_var for f in study.forms.values() for v in f.variables if v.unit_var))
+    example = f" (e.g. {', '.join(unit_vars[:3])})" if unit_vars else ""
     lines: list[tuple[str, str]] = [
         ("#title", f"{study.id} — site upload workbook"),
         ("Study", f"{study.id}: {study.title}"),
@@ -329,14 +331,13 @@ def instruction_lines(study: Study, site: Site | None = None) -> list[tuple[str,
         lines.append(("Decimal mark", f"Site {site.id} writes decimals with a {mark}; numbers "
                                       "typed as numbers in Excel are always fine."))
         lines.append(("Units", f"Units site {site.id} may use: {' or '.join(site.units)}. Say "
-                               "which unit you used in the unit column next to the value "
-                               "(e.g. WEIGHTU, TEMPU, LBORRESU)."))
+                               f"which unit you used in the unit column next to the value{example}."))
     else:
         lines.append(("Decimal mark", "Type numbers as numbers; your Excel's decimal mark "
                                       "(comma or point) is fine. Text numbers are read with "
                                       "your site's decimal mark."))
-        lines.append(("Units", "Say which unit you used in the unit column next to the value "
-                               "(e.g. WEIGHTU, TEMPU, LBORRESU). Units each site may use: "
+        lines.append(("Units", f"Say which unit you used in the unit column next to the value{example}. "
+                               "Units each site may use: "
                                + "; ".join(f"{s.id} {'/'.join(s.units)}" for s in study.sites.values())
                                + "."))
     if site is None:

@@ -150,7 +150,7 @@ def _by(report, attribute: str) -> str:
 
 
 def finding_line(finding) -> str:
-    """``row 12 · VS · 01-003 · W4 · WEIGHT: WEIGHT = 300 is outside 8–200 kg [RANGE]``."""
+    """``row 12 · VS · 01-003 · WEEK2 · WEIGHT: WEIGHT = 300 is outside 8–200 kg [RANGE]``."""
     parts = []
     if finding.row is not None:
         parts.append(f"row {finding.row}")

@@ -2,7 +2,7 @@
 
 One derivation per function, named verb-first: ``compute_*`` works on columns (Series in, Series
 out), ``derive_*`` takes a frame and returns a new frame (the input is never modified). Every column
-a primitive reads is an argument (``start="EXSTDAT"``), so the same primitive serves any study; the
+a primitive reads is an argument (``start="DOSESTDT"``), so the same primitive serves any study; the
 study's own analysis programs (its ``analysis`` plug-in) call them with its variable names and
 decide what is protocol. Nothing here knows a trial, a form or an endpoint.
 
