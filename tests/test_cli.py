@@ -90,3 +90,7 @@ def test_installed_console_script_works_from_any_directory(tmp_path):
     out = subprocess.run([script, "dictionary", "-f", "json"], cwd=tmp_path, env=env, check=True,
                          capture_output=True, text=True, timeout=120).stdout
     assert len(json.loads(out)["forms"]) == 15
+    # The bundled study's plug-in folders (analysis/, demo/) are installed and load.
+    checked = subprocess.run([script, "study", "check", "-f", "json"], cwd=tmp_path, env=env, check=True,
+                             capture_output=True, text=True, timeout=120).stdout
+    assert json.loads(checked)["problems"] == []
