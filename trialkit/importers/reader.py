@@ -149,7 +149,9 @@ def _stamp_findings(read: FileRead, study: Any) -> list[Finding]:
                         message=f"{read.path}: the template is for study {theirs[0]!r}, not {ours[0]!r}; "
                                 "upload this study's template", value=read.stamp, expected=study.version_stamp,
                         file=read.path)]
-    if read.stamp != study.version_stamp:
+    # Current = same study and schema hash; the protocol version in the stamp does not matter, so a
+    # template issued under an earlier version whose forms did not change stays valid.
+    if study.stamp_status(read.stamp) == "outdated":
         return [Finding(code="IMP-TEMPLATE-OUTDATED", severity=Severity.WARNING, category=Category.STRUCTURE,
                         message=f"{read.path}: outdated template ({read.stamp}; current "
                                 f"{study.version_stamp}); copy the data into the current template",
