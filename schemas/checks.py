@@ -1,4 +1,5 @@
-"""ANK-SJIA-01 data checks (categories ``record`` and ``cross-form``), ids DC-01 ... DC-16.
+"""ANK-SJIA-01 data checks (categories ``record`` and ``cross-form``), ids DC-01 ... DC-17 (DC-17 from
+Amendment 1).
 
 Each rule is a function decorated with :func:`trialkit.rules.rule`; ``RULES`` lists them. A rule
 returns one row per problem pointing at the cell the site must fix (``_form``, ``_index``,
@@ -541,6 +542,32 @@ def ptgh_missing_for_adult(ctx: RuleContext) -> pd.DataFrame:
     return _point(core[bad], "CORE", "PTGH")
 
 
+@rule(
+    "DC-17", "UPCR missing at a laboratory visit of a subject with renal amyloidosis", severity=WARNING,
+    category="cross-form",
+    reference="Amendment 1 (protocol version 1.1), item 6: UPCR at every LB visit with MH AMYLOID = Y",
+    forms=["LB", "MH"],
+    message="{VISIT} ({LBDAT}): no urine protein/creatinine ratio (UPCR) for a subject with renal "
+            "amyloidosis (MH AMYLOID = Y): add the UPCR result, or LBSTAT = ND with the reason",
+)
+def upcr_missing_with_amyloidosis(ctx: RuleContext) -> pd.DataFrame:
+    """Per LB visit of a subject with AMYLOID = Y: no UPCR record. (A UPCR record without a result and
+    without LBSTAT = ND is the form check ``required:LBORRES``'s, not this rule's.) Points at the
+    visit's first LB record (the sample the UPCR belongs to)."""
+    mh, lb = ctx.form("MH"), ctx.form("LB")
+    amyloid = set(mh.loc[mh["AMYLOID"].eq("Y").fillna(False).to_numpy(), "SUBJID"].dropna())
+    samples = lb[lb["SUBJID"].isin(amyloid).to_numpy() & lb["VISIT"].notna().to_numpy()]
+    if samples.empty:
+        return _empty("LBDAT")
+    upcr = samples[samples["LBTESTCD"].eq("UPCR").fillna(False).to_numpy()]
+    done = set(zip(upcr["SUBJID"], upcr["VISIT"], strict=True))
+    first = samples.sort_values("LBDAT", kind="stable").drop_duplicates(["SUBJID", "VISIT"])
+    missing = first[[(s, v) not in done for s, v in zip(first["SUBJID"], first["VISIT"], strict=True)]]
+    out = _point(missing, "LB", "LBTESTCD", LBDAT=_dates(missing["LBDAT"]).dt.strftime("%Y-%m-%d"))
+    out["_keys"] = [[visit, "UPCR"] for visit in missing["VISIT"]]
+    return out
+
+
 RULES = [
     subject_not_in_dm,
     subject_prefix_not_site,
@@ -558,4 +585,5 @@ RULES = [
     weight_jump,
     diary_fever_not_at_visit,
     ptgh_missing_for_adult,
+    upcr_missing_with_amyloidosis,
 ]

@@ -1,4 +1,4 @@
-"""ANK-SJIA-01 protocol deviations PD-01 ... PD-13 (synopsis, "Protocol deviations").
+"""ANK-SJIA-01 protocol deviations PD-01 ... PD-14 (synopsis, "Protocol deviations"; PD-14 from Amendment 1).
 
 Each rule is a function decorated with :func:`trialkit.rules.rule`; ``RULES`` lists them in code
 order. A rule returns one row per deviation, pointing at the record the site must look at
@@ -1062,6 +1062,66 @@ def pd13_stratum_mismatch(ctx: RuleContext) -> pd.DataFrame:
     return _findings(rows)
 
 
+# ------------------------------------------------------------------------------------------------
+# PD-14 (Amendment 1)
+
+
+@rule(
+    "PD-14",
+    "Fever diary incomplete before a scheduled visit from W8 to W52",
+    severity=MINOR,
+    category=CATEGORY,
+    reference="Amendment 1 (protocol version 1.1), item 3: fever diary before later visits",
+    forms=["FEVER", "VS"],
+    optional_forms=["CORE", "CHAQ", "LB"],
+    message=(
+        "{VISIT} on {VISITDAT}: {RECORDED} of {DAYS} diary days recorded from {FROM} to {TO}; at least "
+        "{NEEDED} are needed"
+    ),
+    deviation_class="minor",
+)
+def pd14_diary_before_visit(ctx: RuleContext) -> pd.DataFrame:
+    """For each scheduled visit of ``protocol.diary.before_visits`` (W8 … W52) that took place (a
+    dated VS, CORE, CHAQ or LB record of the visit, on or before the data cut): fewer than
+    ``min_recorded_days`` (6) of the ``days_before_visit`` (7) days V-7..V-1 recorded in the FEVER
+    diary. The visit date is the earliest date recorded for the visit (CORE, else VS, CHAQ, LB).
+    """
+    diary = ctx.study.protocol.diary
+    cut = _data_cut(ctx)
+    wanted = list(diary.before_visits)
+    found: dict[tuple[str, str], pd.Timestamp] = {}
+    # The visit date as _w4_date has it: CORE first, then VS, CHAQ, LB (the earliest date of the form).
+    for form, column in (("LB", "LBDAT"), ("CHAQ", "QSDAT"), ("VS", "VSDAT"), ("CORE", "CSDAT")):
+        if not ctx.has(form):
+            continue
+        frame = ctx.form(form)
+        chosen = frame[frame["VISIT"].isin(wanted).fillna(False).to_numpy()]
+        dates = _dates(chosen, column)
+        earliest = dates.groupby([chosen["SUBJID"], chosen["VISIT"]]).min().dropna()
+        found.update({key: pd.Timestamp(value) for key, value in earliest.items()})
+    anchors = [{"SUBJID": subject, "VISIT": visit, "VDATE": when}
+               for (subject, visit), when in sorted(found.items()) if cut is None or when <= cut]
+    if not anchors:
+        return _findings([])
+    frame = pd.DataFrame(anchors)
+    fever = ctx.form("FEVER")
+    counted = derive.derive_daily_window(fever[fever["SUBJID"].isin(frame["SUBJID"])], frame, day_col="FVDAT",
+                                         value="FVTEMP", anchor_date="VDATE", days=diary.days_before_visit)
+    rows = []
+    for row in counted.itertuples(index=False):
+        recorded = 0 if _missing(row.NDAYS) else int(row.NDAYS)
+        if recorded >= diary.min_recorded_days:
+            continue
+        rows.append({
+            "SUBJID": row.SUBJID, "VISIT": row.VISIT, "_form": "FEVER", "_index": None, "_variable": "FVDAT",
+            "_keys": [row.VISIT, "diary"], "VISITDAT": _iso(row.VDATE), "RECORDED": recorded,
+            "DAYS": diary.days_before_visit, "NEEDED": diary.min_recorded_days,
+            "FROM": _iso(row.VDATE - pd.Timedelta(days=diary.days_before_visit)),
+            "TO": _iso(row.VDATE - pd.Timedelta(days=1)),
+        })
+    return _findings(rows)
+
+
 RULES: list = [
     pd01_randomized_not_eligible,
     pd02_eligibility_contradicted,
@@ -1076,4 +1136,5 @@ RULES: list = [
     pd11_methotrexate_changed,
     pd12_late_sae_report,
     pd13_stratum_mismatch,
+    pd14_diary_before_visit,
 ]

@@ -56,6 +56,8 @@ class Diary(_Params):
     fever_c: str
     days_before_visit: int
     min_recorded_days: int
+    #: Amendment 1: visits before which the diary is kept on the days V-7..V-1 (PD-14).
+    before_visits: list[str]
 
     _fever = field_validator("fever_c", mode="before")(_number)
 
@@ -126,6 +128,8 @@ class Analysis(_Params):
     """Parameters of the analysis programs."""
 
     taper_visits: list[str]
+    #: Amendment 1: treatment-emergent up to this many days after the last dose.
+    teae_days_after_last_dose: int
 
 
 class Protocol(_Params):
@@ -173,4 +177,11 @@ def validate(section: Mapping[str, Any]) -> Protocol:
     codelists = read_definition(Path(__file__).with_name("study.toml")).codelists
     joints["all"] = tuple(codelists["JOINT"].codes) if "JOINT" in codelists else ()
     data["joints"] = joints
-    return Protocol.model_validate(data)
+    protocol = Protocol.model_validate(data)
+    visits = set(codelists["VISIT"].codes) if "VISIT" in codelists else set()
+    for name, chosen in (("diary.before_visits", protocol.diary.before_visits),
+                         ("analysis.taper_visits", protocol.analysis.taper_visits)):
+        unknown = sorted(set(chosen) - visits)
+        if unknown:
+            raise ValueError(f"{name}: not visits of [[visits]]: {', '.join(unknown)}")
+    return protocol

@@ -17,7 +17,7 @@ what only this trial knows (see :mod:`trialkit.study.plugins` for the contract):
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pandas as pd
@@ -32,6 +32,7 @@ READS = {
     "RAND": ("RANDDAT",),
     "CORE": ("JADONE",),
     "FEVER": ("FVDAT",),
+    "VS": ("VSDAT",),
 }
 AGE_GROUPS = ("PEDI", "ADULT")
 PRESENCE_NOTE = "JA counts as present when the joint examination was done (CORE JADONE = Y)."
@@ -132,8 +133,18 @@ def compute_response_by_age(completeness: list[dict[str, Any]]) -> list[dict[str
 
 
 def compute_diary(data: Any, study: Any) -> tuple[int, int]:
-    """Fever-diary days recorded and expected (the daily days of ``protocol.diary`` due by the cut)."""
-    first, last = study.protocol.diary.daily_days
+    """Fever-diary days recorded and expected by the site's data cut: every day of
+    ``protocol.diary.daily_days`` and (Amendment 1) the days V-7..V-1 before each visit of
+    ``before_visits`` that took place (a dated VS record)."""
+    diary = study.protocol.diary
+    first, last = diary.daily_days
+    vs = data.form("VS")
+    visit_dates: dict[str, list[date]] = defaultdict(list)
+    if len(vs) and "VSDAT" in vs.columns:
+        chosen = vs[vs["VISIT"].isin(diary.before_visits).to_numpy()]
+        for subject, when in zip(chosen["SUBJID"], pd.to_datetime(chosen["VSDAT"], errors="coerce"), strict=True):
+            if pd.notna(when):
+                visit_dates[str(subject)].append(when.date())
     fever = data.form("FEVER")
     recorded_days: dict[str, set[date]] = defaultdict(set)
     if len(fever) and "FVDAT" in fever.columns:
@@ -145,10 +156,11 @@ def compute_diary(data: Any, study: Any) -> tuple[int, int]:
     adsl = adsl[adsl["RANDFL"].eq("Y").to_numpy() & adsl["TRTSDT"].notna().to_numpy()]
     for row in adsl.itertuples(index=False):
         cut = data.data_cuts.get(str(row.SITEID)) or date.today()
-        for day in range(first, last + 1):
-            if day == 0:
-                continue
-            when = study_date(row.TRTSDT, day).date()
+        due = {study_date(row.TRTSDT, day).date() for day in range(first, last + 1) if day != 0}
+        for visit_day in visit_dates.get(str(row.SUBJID), []):
+            if visit_day <= cut:
+                due |= {visit_day - timedelta(days=k) for k in range(1, diary.days_before_visit + 1)}
+        for when in due:
             if when <= cut:
                 expected += 1
                 recorded += when in recorded_days[str(row.SUBJID)]
@@ -234,10 +246,13 @@ def _section_response(completeness: list[dict[str, Any]], data: Any) -> str:
 
 def _section_diary(study: Any, data: Any) -> str:
     recorded, expected = compute_diary(data, study)
-    first, last = study.protocol.diary.daily_days
-    command = f"{data.command} → fever: FVDAT per subject, study days {first} to {last}"
+    diary = study.protocol.diary
+    first, last = diary.daily_days
+    before = f"{diary.before_visits[0]} to {diary.before_visits[-1]}" if diary.before_visits else ""
+    extra = f" and the {diary.days_before_visit} days before each visit {before}" if before else ""
+    command = f"{data.command} → fever: FVDAT per subject, study days {first} to {last}{extra}"
     if expected:
-        text = (f'<p title="{e(command)}">Fever diary (study days {e(first)} to {e(last)}): '
+        text = (f'<p title="{e(command)}">Fever diary (study days {e(first)} to {e(last)}{e(extra)}): '
                 f"<strong>{recorded}</strong> of {expected} expected diary days recorded "
                 f"({recorded / expected:.0%}).</p>")
     else:

@@ -302,3 +302,40 @@ def test_every_column_has_a_label(datasets) -> None:
 def test_entry_point_on_no_data(study) -> None:
     empty = adam.derive_datasets(study, {})
     assert [len(empty[name]) for name in ("ADSL", "ADEFF", "ADAE")] == [0, 0, 0]
+
+
+# ------------------------------------------------------------------------------------------------
+# Amendment 1 (protocol version 1.1)
+
+
+def test_teae_until_28_days_after_the_last_dose(study, forms) -> None:
+    # 01-003 stopped on 2024-03-20 (DS): an AE on 04-17 (last dose + 28) is emergent, one on 04-18 is
+    # not. 01-001's EX period ends 06-30 and it has no DS: an AE long after that still is not.
+    # A subject still dosing (open EX period, no DS) has no last dose: any AE from day 1 counts.
+    changed = dict(forms)
+    extra = [{"SITEID": "01", "SUBJID": S3, "AETERM": term, "AESTDAT": when, "AEENDAT": None, "AEONGO": "Y",
+              "AETOXGR": 1, "AESER": "N", "AEREL": "NOT RELATED", "AEOUT": "RECOVERING", "AESI": "NONE"}
+             for term, when in (("Cough", "2024-04-17"), ("Fatigue", "2024-04-18"))]
+    extra.append({"SITEID": "01", "SUBJID": S1, "AETERM": "Otitis", "AESTDAT": "2024-09-01", "AEENDAT": None,
+                  "AEONGO": "Y", "AETOXGR": 1, "AESER": "N", "AEREL": "NOT RELATED", "AEOUT": "RECOVERING",
+                  "AESI": "NONE"})
+    changed["AE"] = pd.concat([forms["AE"], frame(extra)], ignore_index=True)
+    flags = adam.derive_adae(study, changed).set_index("AETERM")["TRTEMFL"]
+    assert flags["Cough"] == "Y" and pd.isna(flags["Fatigue"]) and pd.isna(flags["Otitis"])
+    still = dict(changed)
+    still["EX"] = forms["EX"].assign(EXENDAT=[pd.NaT, forms["EX"]["EXENDAT"][1], forms["EX"]["EXENDAT"][2]])
+    assert adam.derive_adae(study, still).set_index("AETERM")["TRTEMFL"]["Otitis"] == "Y"
+
+
+def test_taper_only_with_a_glucocorticoid_at_d1(study, forms, datasets) -> None:
+    # Only 01-001 takes prednisone at D1 (15 mg/day): the taper population. The others are not
+    # applicable: TAPERFL = N and no TAPER record (never "not met").
+    adsl = datasets["ADSL"].set_index("SUBJID")
+    assert adsl["TAPERFL"].to_dict() == {S1: "Y", S3: "N", S2: "N"}
+    later = dict(forms)
+    later["CORE"] = pd.concat([forms["CORE"], frame([_core(S1, "W24", "2024-08-15", 1.0, 1.0),
+                                                     _core(S2, "W24", "2024-08-15", 1.0, 1.0, 10)])],
+                              ignore_index=True)
+    adeff = adam.derive_datasets(study, later)["ADEFF"]
+    taper = adeff[adeff["PARAMCD"] == "TAPER"]
+    assert list(taper["SUBJID"]) == [S1] and list(taper["AVISIT"]) == ["W24"]

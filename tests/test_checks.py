@@ -1,4 +1,4 @@
-"""The data checks DC-01 ... DC-16 of schemas/checks.py: one case that triggers each, one that does not."""
+"""The data checks DC-01 ... DC-17 of schemas/checks.py: one case that triggers each, one that does not."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def rand(stratum="PEDI", **kw):
 
 def test_every_rule_is_tested(study):
     ids = {r.id for r in study.rules if r.id.startswith("DC-")}
-    assert ids == {f"DC-{n:02d}" for n in range(1, 17)}
+    assert ids == {f"DC-{n:02d}" for n in range(1, 18)}
 
 
 # DC-01 ------------------------------------------------------------------------------------------
@@ -340,3 +340,28 @@ def test_dc16_ptgh_missing_for_adult(study):
 
 def test_dc16_passes(study):
     assert run(study, "DC-16", {"RAND": [rand("PEDI")], "CORE": [core()]}) == []
+
+
+# DC-17 (Amendment 1: UPCR at every LB visit with renal amyloidosis) ------------------------------
+
+
+def mh(amyloid: str) -> dict[str, Any]:
+    return {"SITEID": "01", "SUBJID": "01-003", "ONSETYM": "2019-06", "FEVER2W": "Y", "ARTHR": "Y", "RASH": "Y",
+            "LYMPH": "N", "HEPSPL": "N", "SEROS": "N", "EXPSO": "N", "EXB27": "N", "EXB27FR": "N", "EXRF": "N",
+            "AMYLOID": amyloid}
+
+
+def test_dc17_upcr_missing_with_amyloidosis(study):
+    samples = [lab("CRP", 4, visit="W2", date="2024-02-15"), lab("UPCR", 0.6, visit="W2", date="2024-02-15"),
+               lab("CRP", 3, visit="W4"), lab("ESR", 20, visit="W4")]
+    finding = one(run(study, "DC-17", {"MH": [mh("Y")], "LB": samples}), code="DC-17", form="LB",
+                  variable="LBTESTCD", visit="W4", row=4)
+    assert finding.severity == "warning" and "UPCR" in finding.message and "2024-03-01" in finding.message
+    # A UPCR record answers it (one without a result, or LBSTAT = ND, is the form check's business).
+    samples.append(lab("UPCR", "ND", visit="W4", LBSTAT="ND", LBSTRESN=None, LBORRESU=None))
+    assert run(study, "DC-17", {"MH": [mh("Y")], "LB": samples}) == []
+
+
+def test_dc17_passes_without_amyloidosis(study):
+    assert run(study, "DC-17", {"MH": [mh("N")], "LB": [lab("CRP", 3)]}) == []
+

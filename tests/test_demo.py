@@ -132,7 +132,7 @@ def test_the_pool_holds_every_site_and_no_arm(demo):
     pooled = demo["folder"] / "workspace" / "pooled"
     adsl = pd.read_parquet(pooled / "adsl.parquet")
     assert adsl["SUBJID"].is_unique
-    assert 110 <= len(adsl) <= 130
+    assert len(SITES) * 15 - 10 <= len(adsl) <= len(SITES) * 15  # 15 subjects per site
     assert sorted(adsl["SITEID"].unique()) == list(SITES)
     assert not [c for c in adsl.columns if c.startswith(("ARM", "TRT0", "ACTARM"))]
     for name in ("dm.parquet", "dm.csv", "dm.xpt", "manifest.json"):

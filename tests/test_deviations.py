@@ -1,4 +1,4 @@
-"""Tests of the protocol-deviation catalogue PD-01 ... PD-13 (schemas/deviations.py).
+"""Tests of the protocol-deviation catalogue PD-01 ... PD-14 (schemas/deviations.py; PD-14 from Amendment 1).
 
 Every test starts from one clean, complete literal subject (``clean_subject``: all forms, day 1 =
 2024-03-04, data cut = day 40) that yields no deviation at all, changes one thing, and runs one rule
@@ -200,11 +200,11 @@ def subject() -> dict[str, list[dict[str, Any]]]:
 
 
 def test_catalogue_is_complete():
-    assert sorted(CATALOGUE) == [f"PD-{n:02d}" for n in range(1, 14)]
+    assert sorted(CATALOGUE) == [f"PD-{n:02d}" for n in range(1, 15)]
     for rule in CATALOGUE.values():
         assert rule.deviation_class in ("major", "minor")
         assert rule.severity.value == ("error" if rule.deviation_class == "major" else "warning")
-        assert rule.reference.startswith(f"Synopsis, Protocol deviations {rule.id}")
+        assert rule.reference.startswith((f"Synopsis, Protocol deviations {rule.id}", "Amendment 1"))
 
 
 def test_clean_subject_has_no_deviation(subject):
@@ -719,3 +719,60 @@ def test_pd13_eighteenth_birthday_boundary(subject):
     assert finding.evidence["AGE"] == "18"
     subject["RAND"][0]["STRATUM"] = "ADULT"
     assert run("PD-13", subject) == []
+
+
+# ------------------------------------------------------------------------------------------------
+# Amendment 1 (protocol version 1.1): the W8 window and PD-14
+
+
+def with_w8(subject: dict[str, list[dict[str, Any]]], visit_day: int = 57) -> None:
+    """Add a W8 visit (VS and CORE) on ``visit_day`` and the daily diary on the 7 days before it."""
+    subject["VS"].append(rec(VISIT="W8", VSDAT=day(visit_day), WEIGHT=30, WEIGHTU="kg"))
+    subject["CORE"].append(rec(VISIT="W8", CSDAT=day(visit_day), PHGA=3.0, PAGA=3.0, JADONE="Y", FEVER="N",
+                               RASH="N", LYMPH="N", HEPSPL="N", SEROS="N"))
+    subject["FEVER"] += [rec(FVDAT=day(n), FVTEMP=36.8, FVTEMPU="C", FVROUTE="AXILLARY", FVANTIP="N")
+                         for n in range(visit_day - 7, visit_day)]
+
+
+def test_w8_window_is_plus_minus_7_days(subject):
+    # Version 1.0 had 52..62; Amendment 1 widens it to 57 ± 7 = 50..64.
+    assert (STUDY.visits["W8"].window_lo, STUDY.visits["W8"].window_hi) == (50, 64)
+    with_w8(subject, 64)
+    assert run("PD-07", subject, data_cut=day(70)) == []
+    replace(subject["VS"], {"VISIT": "W8"}, VSDAT=day(65))
+    finding = only(run("PD-07", subject, data_cut=day(70)))
+    assert finding.visit == "W8" and finding.deviation_class == "minor"
+    assert (finding.evidence["WINDOWLO"], finding.evidence["WINDOWHI"]) == ("50", "64")
+
+
+def test_pd14_diary_before_w8_complete(subject):
+    with_w8(subject)
+    assert run("PD-14", subject, data_cut=day(70)) == []
+    # 6 of the 7 days are enough.
+    subject["FEVER"] = [r for r in subject["FEVER"] if r["FVDAT"] != day(52)]
+    assert run("PD-14", subject, data_cut=day(70)) == []
+
+
+def test_pd14_diary_missing_before_w8_is_minor(subject):
+    with_w8(subject)
+    subject["FEVER"] = [r for r in subject["FEVER"] if r["FVDAT"] not in (day(51), day(53))]
+    finding = only(run("PD-14", subject, data_cut=day(70)))
+    assert_finding(finding, "PD-14", "FVDAT", "FEVER", None, "minor")
+    assert finding.visit == "W8"
+    assert finding.evidence["RECORDED"] == "5" and finding.evidence["FROM"] == day(50).isoformat()
+    assert finding.evidence["TO"] == day(56).isoformat()
+    assert "5 of 7 diary days recorded" in finding.message
+
+
+def test_pd14_only_for_visits_that_took_place(subject):
+    # No W8 visit yet (the clean subject ends at W4), and a W8 after the data cut: nothing is due.
+    assert run("PD-14", subject, data_cut=day(70)) == []
+    with_w8(subject)
+    subject["FEVER"] = [r for r in subject["FEVER"] if r["FVDAT"] < day(50)]
+    assert run("PD-14", subject, data_cut=day(56)) == []
+    assert only(run("PD-14", subject, data_cut=day(70))).evidence["RECORDED"] == "0"
+    # W4 is before the amendment's visits: its diary is PD-08's business, not PD-14's.
+    subject["VS"] = [r for r in subject["VS"] if r["VISIT"] != "W8"]
+    subject["CORE"] = [r for r in subject["CORE"] if r["VISIT"] != "W8"]
+    assert run("PD-14", subject, data_cut=day(70)) == []
+

@@ -184,17 +184,17 @@ def test_site_status_table_has_the_ledger_numbers(built, study):
     assert london[3] == "! held" and london[4].startswith("#2 ·")
     assert london[5:] == ["2024-04-12", "2", "0", "2", age]
     assert sites["03 Paris (FR)"][1:4] == ["0", "—", "— no submission"]
-    assert '<span class="n">2 / 8</span><span class="l">sites with accepted data</span>' in built["html"]
+    assert '<span class="n">2 / 9</span><span class="l">sites with accepted data</span>' in built["html"]
     assert "title=\"trialkit queries --site 07 --status open\">2</td>" in built["html"]
 
 
 def test_deviation_matrix_counts_open_deviations_by_site(built):
     page = parse(built["html"])
     matrix = rows_by_key(page, "deviation-matrix")
-    assert len(matrix) == 13  # PD-01 ... PD-13, zero rows included
+    assert len(matrix) == 14  # PD-01 ... PD-14, zero rows included
     #                         code, title, site 01 ... site 08, major, minor, total
-    assert matrix["PD-05"][2:] == ["0", "0", "0", "0", "0", "0", "1", "0", "1", "0", "1"]
-    assert matrix["PD-12"][2:] == ["0", "0", "0", "0", "0", "0", "1", "0", "1", "0", "1"]
+    assert matrix["PD-05"][2:] == ["0", "0", "0", "0", "0", "0", "1", "0", "0", "1", "0", "1"]
+    assert matrix["PD-12"][2:] == ["0", "0", "0", "0", "0", "0", "1", "0", "0", "1", "0", "1"]
     assert matrix["PD-01"][-3:] == ["0", "0", "0"]
 
 

@@ -82,7 +82,7 @@ def test_protocol_parameters_live_as_data(study):
     assert (milan.date_order, milan.decimal_mark, milan.country) == ("DMY", ",", "IT")
     assert berlin.date_format_hint == "DD.MM.YYYY"
     assert cincinnati.date_format_hint == "MM/DD/YYYY" and "US" in cincinnati.units
-    assert len(study.sites) == 8
+    assert len(study.sites) == 9  # Amendment 1 added 09 Toronto
     w4 = study.visits["W4"]
     assert (w4.num, w4.target_day, w4.window_lo, w4.window_hi, w4.primary) == (4, 29, 26, 32, True)
     assert study.visits["FU"].anchor == "last_dose"
@@ -99,7 +99,7 @@ def test_protocol_parameters_live_as_data(study):
 
 
 def test_version_stamp_changes_with_the_forms(study, fake_study):
-    assert study.version_stamp == f"ANK-SJIA-01|1.0|{study.schema_hash}"
+    assert study.version_stamp == f"ANK-SJIA-01|1.1|{study.schema_hash}"
     assert len(study.schema_hash) == 12
     assert fake_study.schema_hash != study.schema_hash
 

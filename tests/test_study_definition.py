@@ -100,8 +100,9 @@ def test_site_ids_are_not_padded_by_the_engine(study):
     assert second.site("101").id == "101"
     with pytest.raises(KeyError, match="unknown site '1'"):
         second.site("1")
-    with pytest.raises(KeyError, match="unknown site '9'"):
-        study.site("9")
+    assert study.site("9").id == "09"
+    with pytest.raises(KeyError, match="unknown site '10'"):
+        study.site("10")
 
 
 def test_subject_pattern_is_read_everywhere(study):

@@ -1,7 +1,8 @@
 """ADAE — ANK-SJIA-01's adverse-event analysis dataset (an admiral-template style program).
 
 One row per AE, sorted by USUBJID, ASTDT, AETERM; the treatment-emergent flag from the generic
-:func:`trialkit.derive.derive_teae` with this protocol's definition.
+:func:`trialkit.derive.derive_teae` with this protocol's definition (Amendment 1: up to 28 days after
+the last dose).
 """
 
 from __future__ import annotations
@@ -20,14 +21,23 @@ from .common import LABELS, apply_data_cut, label, usubjid
 def derive_adae(study: Any, forms: Mapping[str, Any], *, data_cut: Any = None) -> pd.DataFrame:
     """Adverse-event analysis dataset: one row per AE, sorted by USUBJID, ASTDT, AETERM.
 
-    TRTEMFL = "Y" when onset is on or after the first dose (else blank, ADaM convention); ASTDY the
-    study day of onset; ADURN = end − start + 1 days (blank while ongoing); the other columns as
-    collected.
+    TRTEMFL = "Y" when onset is on or after the first dose and no later than
+    ``protocol.analysis.teae_days_after_last_dose`` (28) days after the last dose (Amendment 1); a
+    subject still dosing — an open EX period and no disposition record — has no last dose yet, so any
+    AE from the first dose counts; else blank (ADaM convention). ASTDY the study day of onset; ADURN =
+    end − start + 1 days (blank while ongoing); the other columns as collected.
     """
     frames = apply_data_cut(forms, data_cut)
-    ae, ex = frames["AE"], frames["EX"]
-    first = derivations.derive_first_dose(ex) if len(ex) else pd.DataFrame(columns=["SUBJID", "TRTSDT", "TRTEDT", "D1"])
-    adae = derive.derive_teae(ae, first, start="AESTDAT", end="AEENDAT")
+    ae, ex, ds = frames["AE"], frames["EX"], frames["DS"]
+    if len(ex):
+        first = derivations.derive_first_dose(ex)
+        # Still dosing: an open dosing period, and the subject has not left the study.
+        first["ONGOING"] = first["ONGOING"] & ~first["SUBJID"].isin(set(ds["SUBJID"].dropna()))
+    else:
+        first = pd.DataFrame(columns=["SUBJID", "TRTSDT", "TRTEDT", "D1", "ONGOING"])
+    adae = derive.derive_teae(ae, first, start="AESTDAT", end="AEENDAT",
+                              days_after_last_dose=study.protocol.analysis.teae_days_after_last_dose,
+                              data_cut=data_cut)
     adae["STUDYID"] = study.id
     adae["USUBJID"] = usubjid(study, adae["SUBJID"])
     adae["ASTDT"] = adae["AESTDAT"]

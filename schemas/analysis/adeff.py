@@ -30,7 +30,6 @@ from .common import (
     yn,
 )
 
-TAPER_VISITS = ("W24", "W52")
 ACR_LEVELS = (30, 50, 70, 90, 100)
 ADAPTED_LEVELS = (30, 50, 70, 90)
 LAB_TESTS = ("ESR", "CRP", "HGB", "PLAT", "FERRITIN")
@@ -92,8 +91,11 @@ def derive_adeff(
     - AACRP30 (primary) rows also carry AVALCNRI (undetermined → "N") and NRIFL.
     - FEVFREE uses the diary V−7..V−1 before the visit date; sJADAS-10 fever T = diary maximum
       there, else the VS TEMP of the visit.
-    - PREDMGKG on the visit date; TAPER at ``protocol.analysis.taper_visits`` (W24/W52) with s = D1 dose, response held = AACRP30 at
-      that visit; subjects with no steroid at D1 (s = 0 or missing) get no TAPER row.
+    - PREDMGKG on the visit date; TAPER at ``protocol.analysis.taper_visits`` (W24/W52) with s = the
+      D1 dose (mg/kg/day), response held = AACRP30 at that visit. Amendment 1: taper success is
+      assessed only in subjects taking a glucocorticoid at D1 (ADSL TAPERFL = Y); the others get no
+      TAPER row — not applicable, never "not met". A subject on a glucocorticoid whose D1 dose
+      cannot be computed gets TAPER undetermined ("").
     """
     frames = apply_data_cut(forms, data_cut)
     if adsl is None:
@@ -167,6 +169,7 @@ def _visit_table(study: Any, frames: Mapping[str, pd.DataFrame], adsl: pd.DataFr
         frames["CM"], vs, table[["SUBJID"]].assign(DATE=table["VDATE"]), protocol=study.protocol
     )
     table["PREDMGKG"] = steroid["PREDMGKG"].to_numpy()
+    table["TAPERFL"] = lookup(table["SUBJID"], adsl.set_index("SUBJID")["TAPERFL"])
     agegr = adsl.set_index("SUBJID")["AGEGR1"]
     d1 = adsl.set_index("SUBJID")["TRTSDT"]
     table["AGEGR1"] = lookup(table["SUBJID"], agegr)
@@ -282,11 +285,10 @@ def build_adeff(study: Any, frames: Mapping[str, pd.DataFrame], adsl: pd.DataFra
         ff = _value(row, "FEVFREE")
         response("FEVFREE", None if ff is None else bool(ff))
         add("PREDMGKG", _value(row, "PREDMGKG"), adt=row.VDATE)
-        if row.VISIT in taper_visits and base is not None:
-            start = _value(base, "PREDMGKG")
-            if start is not None and start > 0:
-                held = adapted.get(30)
-                response("TAPER", scores.taper_success(start, _value(row, "PREDMGKG"), response_held=held))
+        if row.VISIT in taper_visits and base is not None and row.TAPERFL == "Y":
+            held = adapted.get(30)
+            response("TAPER", scores.taper_success(_value(base, "PREDMGKG"), _value(row, "PREDMGKG"),
+                                                   response_held=held))
         response(
             "CID",
             scores.clinical_inactive_disease(

@@ -41,6 +41,8 @@ def derive_adsl(
       ``DVCLASS``), or when not randomized or not dosed; NA when ``deviations`` is not given.
     - PARTACFL = "Y" when DS says Part B or COMPLETED, or (no DS) a primary-visit (W4) record
       exists; PARTBCFL = "Y" when DS says COMPLETED.
+    - TAPERFL = "Y" when the subject takes a glucocorticoid at D1 (the steroid-taper population of
+      Amendment 1), "N" when not, empty without a first dose.
     - RESPW4 / RESPW4IM: the primary parameter (AACRP30) at the primary visit with undetermined
       imputed as non-responder, and the imputation flag (from ``adeff``, derived when not given).
     - ARM only when ``randlist`` (RANDNO → ARM) is given.
@@ -114,6 +116,13 @@ def adsl_core(study: Any, frames: Mapping[str, pd.DataFrame], deviations: pd.Dat
         major = _major_subjects(deviations)
         ok = randomized & dosed & ~adsl["SUBJID"].isin(major)
         adsl["PPROTFL"] = np.where(ok, "Y", "N")
+    # Amendment 1: the steroid-taper population takes a glucocorticoid at D1 — a prednisone-equivalent
+    # dose above 0, or an active course whose dose cannot be computed (undetermined, not 0).
+    steroid = derivations.derive_prednisone_equivalent(
+        frames["CM"], vs, pd.DataFrame({"SUBJID": adsl["SUBJID"], "DATE": d1.to_numpy()}), protocol=study.protocol
+    )
+    on_steroid = np.where(steroid["PREDMG"].eq(0).to_numpy(), "N", "Y")
+    adsl["TAPERFL"] = pd.Series(np.where(d1.isna().to_numpy(), None, on_steroid), dtype=object)
     adsl["TRTSDT"] = d1.to_numpy()
     adsl["TRTEDT"] = pd.to_datetime(lookup(adsl["SUBJID"], first["TRTEDT"]), errors="coerce").to_numpy()
 

@@ -36,6 +36,7 @@ LABELS: dict[str, dict[str, str]] = {
         "RANDFL": "Randomized Population Flag",
         "SAFFL": "Safety Population Flag (any dose)",
         "PPROTFL": "Per-Protocol Population Flag",
+        "TAPERFL": "Steroid Taper Population Flag (GC at D1)",
         "TRTSDT": "Date of First Exposure to Treatment",
         "TRTEDT": "Date of Last Exposure to Treatment",
         "PARTACFL": "Completed Part A Flag",

@@ -218,6 +218,9 @@ class Generator:
                   RASH="Y" if rng.random() < 0.8 else "N", LYMPH=rng.choice("YN"), HEPSPL=rng.choice("YN"),
                   SEROS="Y" if rng.random() < 0.2 else "N", EXPSO="N", EXB27="N", EXB27FR="N", EXRF="N",
                   AMYLOID="Y" if adult and rng.random() < 0.2 else "N")
+        if spec.get("amyloid"):
+            mh["AMYLOID"] = "Y"
+        amyloid = mh["AMYLOID"] == "Y"
         if rng.random() < 0.15:
             mas = d1 - dt.timedelta(days=rng.randint(250, 700))
             mh["MASLDAT"] = f"{mas.year:04d}-{mas.month:02d}"
@@ -252,7 +255,8 @@ class Generator:
         kit_a = f"A{site}{number:03d}"
         add("RAND", RANDNO=f"R{site}{number:03d}", RANDDAT=d1, STRATUM=stratum, KITNO=kit_a)
 
-        # fever diary: daily from day -7 to the W4 visit (at least day 29), then about weekly
+        # fever diary: daily from day -7 to the W4 visit (at least day 29), then about weekly, and
+        # (Amendment 1) on the 7 days before each visit from W8 to W52
         diary_rng = self.rng("diary", site, number)
         fever_days: set[dt.date] = set()
         daily_to = max(29, days["W4"])
@@ -264,6 +268,11 @@ class Generator:
             if when > end_of_data:
                 break
             diary_days.append(when)
+        before = self.study.protocol.diary.days_before_visit
+        for code in self.study.protocol.diary.before_visits:
+            if code in visits:
+                diary_days += [visits[code] - dt.timedelta(days=k) for k in range(before, 0, -1)]
+        diary_days = sorted(set(diary_days))
         baseline_fever = diary_rng.random() < 0.6
         for when in diary_days:
             if when > DATA_CUT:
@@ -330,7 +339,7 @@ class Generator:
                 aid = {flag: ("Y" if rng.random() < 0.1 * a else "N") for flag in AID_FLAGS}
                 add("CHAQ", VISIT=code, QSDAT=when, QSVER="HAQ" if adult else "CHAQ", **items, **aid,
                     PAINVAS=min(10.0, max(0.0, _r1(paga0 * a + rng.uniform(-0.5, 0.5)))))
-            for row in self.labs(site, code, when, a, rng, age, crp_mgdl, spec):
+            for row in self.labs(site, code, when, a, rng, age, crp_mgdl, spec, amyloid=amyloid):
                 add("LB", **row)
 
         # EX: dosing periods from day 1; a new period at W4 (open-label kit) and where the weight
@@ -446,8 +455,9 @@ class Generator:
         return found
 
     def labs(self, site: str, visit: str, when: dt.date, a: float, rng: random.Random, age: int,
-             crp_mgdl: bool, spec: dict[str, Any]) -> list[Row]:
-        """The 12 tests of one sample, in the units the site's laboratory reports."""
+             crp_mgdl: bool, spec: dict[str, Any], *, amyloid: bool = False) -> list[Row]:
+        """The 12 tests of one sample, in the units the site's laboratory reports; with renal
+        amyloidosis also the urine protein/creatinine ratio (Amendment 1)."""
         country = self.study.site(site).country
         us = "US" in self.study.site(site).units
         eu = country not in ("GB", "US")
@@ -480,8 +490,13 @@ class Generator:
             values["AST"] = (rng.randint(70, 140), enzyme, 0, 40)
             values["TRIG"] = ((2.6, "mmol/L", 0, 1.7) if site in TRIG_MMOL else (240, "mg/dL", 0, 150))
             values["FIBRINO"] = (2.1, "g/L", 2.0, 4.0) if eu else (210, "mg/dL", 200, 400)
+        tests = LB_TESTS
+        if amyloid:
+            upcr = round(0.4 + 1.6 * a + rng.uniform(0, 0.3), 2)
+            values["UPCR"] = (round(upcr * 113.1), "mg/mmol", 0, 23) if eu else (upcr, "mg/mg", 0, 0.2)
+            tests = (*LB_TESTS, "UPCR")
         rows = []
-        for test in LB_TESTS:
+        for test in tests:
             value, unit, low, high = values[test]
             rows.append(dict(VISIT=visit, LBDAT=when, LBTESTCD=test, LBORRES=value, LBORRESU=unit,
                              LBNRLO=low, LBNRHI=high))

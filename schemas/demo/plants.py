@@ -44,6 +44,7 @@ OVERRIDES: dict[str, dict[int, dict[str, Any]]] = {
     "06": {2: {}, 3: {}, 4: {"responder": False}, 5: {}},
     "07": {3: {}, 4: {}, 5: {}},
     "08": {3: {}, 4: {"mas_visit": "W12", "mas_ae": False, "responder": False}, 5: {}, 12: {}},
+    "09": {2: {"adult": True, "age": 44, "amyloid": True}, 3: {}},
 }
 
 
@@ -140,6 +141,18 @@ class Planter:
                 self.key(site, subjid, "DC-15", "CORE", "FEVER", f"diary 38.6 °C on the W12 visit day ({when}) "
                          "but CORE FEVER = N", uploads)
                 break
+        elif site == "09":  # Amendment 1's new site, with Amendment 1's new checks
+            subjid, meta = self.subject("09", 3)
+            when = meta["visits"]["W12"]
+            for days in (2, 4, 6):
+                for row in _rows(records, "FEVER", subjid, FVDAT=when - dt.timedelta(days=days)):
+                    records["FEVER"].remove(row)
+            self.key(site, subjid, "PD-14", "FEVER", "FVDAT", f"fever diary kept on 4 of the 7 days before the "
+                     f"W12 visit ({when}): minor", uploads)
+            subjid, meta = self.subject("09", 2)
+            records["LB"].remove(_one(records, "LB", subjid, VISIT="W4", LBTESTCD="UPCR"))
+            self.key(site, subjid, "DC-17", "LB", "LBTESTCD", "W4 sample without the UPCR a subject with renal "
+                     "amyloidosis needs", uploads)
 
     # -- errors: typing mistakes in a first upload, corrected in the re-upload -------------------
 
