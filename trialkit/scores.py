@@ -1,4 +1,4 @@
-"""Pure clinical formulas of study ANK-SJIA-01: the public scores API.
+"""Pure clinical formulas of rheumatology trials (first written for ANK-SJIA-01): the public scores API.
 
 Every formula of ``shared/protocol/DERIVATIONS.md`` that turns a handful of values into a score,
 a response or a flag lives here, one function each, with no I/O and no pandas: the derivation code

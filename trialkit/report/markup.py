@@ -156,7 +156,7 @@ def status_badge(status: str | None) -> str:
 
 
 def site_label(study: Any, site: str) -> str:
-    """``01 Milan (IT)`` for a declared site, else the id."""
+    """``101 Oslo (NO)`` for a declared site, else the id."""
     info = study.sites.get(site)
     return f"{site} {info.city} ({info.country})" if info is not None else site
 
