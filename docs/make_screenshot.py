@@ -5,7 +5,7 @@ Usage (from the repository root, with trialkit installed and Chromium on PATH)::
     python docs/make_screenshot.py                 # writes docs/report.png (and keeps nothing else)
     python docs/make_screenshot.py --keep DIR      # also keeps the workspace and report.html in DIR
 
-When ``trialkit demo`` exists, its synthetic 8-site study is used. Otherwise a small synthetic
+When ``trialkit demo`` exists, the bundled study's synthetic 9-site demo is used. Otherwise a small synthetic
 workspace is built from the literal subject of the test suite (``tests/test_deviations.py``): four
 sites, a dozen subjects randomized over five months, an accepted, an accepted-with-warnings, a held
 and a rejected upload, a few protocol deviations and missing visits, responders and non-responders.

@@ -124,3 +124,22 @@ def test_group_option_and_command_option(tmp_path, second_copy, fake_study):
     both = invoke("--study", str(fake_study.path), "dictionary", "-f", "json", "--study", str(second_copy))
     assert json.loads(before.stdout)["study"]["id"] == "BPX-201"
     assert json.loads(after.stdout) == json.loads(before.stdout) == json.loads(both.stdout)
+
+
+def test_commands_without_a_workspace_option_use_the_bound_study_too(tmp_path, second_copy):
+    ws = tmp_path / "ws"
+    invoke("--study", str(second_copy), "init", str(ws), "-q")
+    # With TRIALKIT_WORKSPACE (or inside the workspace folder), `template` and `dictionary` use BPX-201.
+    env = {"TRIALKIT_WORKSPACE": str(ws)}
+    result = CliRunner().invoke(cli, ["dictionary", "-f", "json"], env=env)
+    assert json.loads(result.stdout)["study"]["id"] == "BPX-201"
+    result = CliRunner().invoke(cli, ["template", "-o", str(tmp_path / "t.xlsx"), "-q"], env=env)
+    assert result.exit_code == 0
+    from openpyxl import load_workbook
+
+    assert load_workbook(tmp_path / "t.xlsx").sheetnames[1:4] == ["ENROL", "VITALS", "DOSING"]
+    # Naming a study still wins; without a workspace the bundled study is the default.
+    result = CliRunner().invoke(cli, ["dictionary", "-f", "json", "--study", str(load_study().path)], env=env)
+    assert json.loads(result.stdout)["study"]["id"] == "ANK-SJIA-01"
+    assert json.loads(invoke("dictionary", "-f", "json").stdout)["study"]["id"] == "ANK-SJIA-01"
+

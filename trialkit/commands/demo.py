@@ -31,7 +31,7 @@ def command(directory: str, seed: int | None, study_path: str | None, quiet: boo
     from trialkit.demo import check_demo_folder
     from trialkit.study.plugins import demo_runner
 
-    study = load(study_path)
+    study = load(study_path, from_workspace=False)
     run_demo, default_seed = demo_runner(study)
     folder = Path(directory)
     check_demo_folder(folder)

@@ -24,7 +24,7 @@ def command(directory: str, study_path: str | None, operator: str | None, quiet:
     """
     from trialkit.study.binding import init_bound_workspace
 
-    study = load(study_path)
+    study = load(study_path, from_workspace=False)
     workspace = init_bound_workspace(directory, study, operator=operator)
     click.echo(str(workspace.path))
     if not quiet:

@@ -42,11 +42,31 @@ def quiet_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")(func)
 
 
-def load(study_path: str | None):  # -> Study (kept untyped to avoid importing at module level)
-    """Load the study named by ``--study`` (or the default), for a command without a workspace."""
+def load(study_path: str | None, *, from_workspace: bool = True):  # -> Study (untyped: no import at load)
+    """The study named by ``--study`` (or ``$TRIALKIT_STUDY``); else, when the command runs in a
+    workspace (``$TRIALKIT_WORKSPACE``, or the current folder or a parent), the study it is bound to;
+    else the bundled study."""
     from trialkit.study import load_study
 
-    return load_study(chosen_study_path(study_path))
+    chosen = chosen_study_path(study_path)
+    if chosen is None and from_workspace:
+        bound = _bound_study()
+        if bound is not None:
+            return bound
+    return load_study(chosen)
+
+
+def _bound_study():
+    """The study of the workspace this command runs in, or None (no workspace, or one without a binding)."""
+    from trialkit.errors import TrialkitError
+    from trialkit.ledger import open_workspace
+    from trialkit.study.binding import current_binding, resolve_study
+
+    try:
+        workspace = open_workspace(None)
+    except TrialkitError:
+        return None
+    return resolve_study(workspace, None) if current_binding(workspace) is not None else None
 
 
 def load_with_workspace(workspace: str | None, study_path: str | None, operator: str | None = None):
