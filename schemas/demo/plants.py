@@ -322,8 +322,8 @@ def build_uploads(study: Any, seed: int) -> tuple[list[Upload], list[Problem], G
     planted = {p.code for p in planter.problems}
     wanted = {r.id for r in study.rules}
     if planted != wanted:  # a plant found no subject to sit on: say so rather than run an incomplete demo
-        raise RuntimeError(f"demo seed {seed}: no subject for {', '.join(sorted(wanted - planted))}; "
-                           "try another seed")
+        raise RuntimeError(f"demo seed {seed}: nothing planted for {', '.join(sorted(wanted - planted))}; plant "
+                           "it in demo/plants.py (a new rule), or try another seed (no subject to sit on)")
     uploads = first + later
     for upload in uploads:
         if upload.site in YES_NO_WORDS and upload.kind == "xlsx":
