@@ -247,24 +247,20 @@ def _subjects(study: Any, plugin: Any, data: ReportData) -> tuple[pd.DataFrame, 
 
 def _estimate_subjects(data: ReportData) -> pd.DataFrame:
     """Subjects from the forms alone: site, and the first full date recorded for each (ENRLDT)."""
-    firsts: dict[str, pd.Timestamp] = {}
-    sites: dict[str, Any] = {}
+    parts = []
     for frame in data.forms.values():
-        if "SUBJID" not in frame.columns:
+        if "SUBJID" not in frame.columns or not len(frame):
             continue
-        for subject, site in zip(frame["SUBJID"], frame.get("SITEID", pd.Series(None, index=frame.index)), strict=True):
-            if subject is not None and not pd.isna(subject):
-                sites.setdefault(str(subject), site)
         dates = [c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])]
-        if not dates:
-            continue
-        earliest = frame[dates].min(axis=1)
-        for subject, when in zip(frame["SUBJID"], earliest, strict=True):
-            if subject is None or pd.isna(subject) or pd.isna(when):
-                continue
-            key = str(subject)
-            firsts[key] = min(firsts.get(key, when), when)
-    subjects = sorted(sites)
-    return pd.DataFrame({"SITEID": [sites[s] for s in subjects], "SUBJID": subjects,
-                         "ENRLDT": [firsts.get(s, pd.NaT) for s in subjects]})
-
+        part = pd.DataFrame({
+            "SUBJID": frame["SUBJID"].astype(object),
+            "SITEID": frame["SITEID"].astype(object) if "SITEID" in frame.columns else None,
+            "ENRLDT": frame[dates].min(axis=1) if dates else pd.NaT,
+        })
+        parts.append(part.dropna(subset=["SUBJID"]))
+    if not parts:
+        return pd.DataFrame(columns=["SITEID", "SUBJID", "ENRLDT"])
+    stacked = pd.concat(parts, ignore_index=True)
+    stacked["SUBJID"] = stacked["SUBJID"].astype(str)
+    grouped = stacked.groupby("SUBJID", sort=True)
+    return pd.DataFrame({"SITEID": grouped["SITEID"].first(), "ENRLDT": grouped["ENRLDT"].min()}).reset_index()

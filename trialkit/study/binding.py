@@ -20,7 +20,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from trialkit.errors import UsageError
+from trialkit.errors import TrialkitError, UsageError
 from trialkit.study.paths import ENV_STUDY, StudyDefinitionError
 
 STUDIES_DIR = "studies"
@@ -55,12 +55,20 @@ def store_copy(workspace_path: str | os.PathLike[str], study: Any) -> Path:
         _make_writable(partial)
         shutil.rmtree(partial)
     source = Path(study.path)
-    for path in definition_files(source):
-        destination = partial / path.relative_to(source)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, destination)
-        destination.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-    os.replace(partial, target)
+    try:
+        for path in definition_files(source):
+            destination = partial / path.relative_to(source)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, destination)
+            destination.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        os.replace(partial, target)
+    except OSError as exc:
+        if (target / "study.toml").is_file():  # another process stored the same definition meanwhile
+            _make_writable(partial)
+            shutil.rmtree(partial, ignore_errors=True)
+            return target
+        raise TrialkitError(f"{target}: cannot keep a copy of the study definition in the workspace "
+                            f"({exc.strerror or exc}); check that the workspace folder is writable") from exc
     return target
 
 
