@@ -1083,6 +1083,9 @@ def check_demo_folder(directory: Path) -> bool:
 
 
 def _clear_earlier_demo(directory: Path) -> None:
+    from trialkit.ledger import unlock_archive
+
+    unlock_archive(directory / "workspace")  # its archive folders are read-only
     for name in ("workspace", "uploads", "queries"):
         if (directory / name).is_dir():
             shutil.rmtree(directory / name)

@@ -54,6 +54,7 @@ class Category(StrEnum):
     CROSS_FORM = "cross-form"
     DEVIATION = "deviation"  # protocol deviation PD-nn
     PRIVACY = "privacy"
+    LEDGER = "ledger"  # what an upload would do to the site's current data (no form, records removed)
 
 
 class Status(StrEnum):
@@ -185,10 +186,15 @@ class InputFile:
 
     @classmethod
     def from_path(cls, path: str | Path, format: str | None = None) -> InputFile:
-        """Hash a file (streaming, so large files do not load into memory)."""
+        """Hash a file (streaming, so large files do not load into memory).
+
+        Only a regular file is read: a link, FIFO or device raises :class:`OSError` (never followed,
+        never blocks)."""
+        from trialkit.safefiles import open_regular
+
         digest = hashlib.sha256()
         size = 0
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
                 size += len(block)

@@ -43,6 +43,7 @@ import pandas as pd
 from trialkit import __version__
 from trialkit.errors import TrialkitError, UsageError
 from trialkit.findings import Category
+from trialkit.textsafe import printable
 
 __all__ = ["AnalysisData", "build_report_html", "load_analysis_data", "write_report"]
 
@@ -162,7 +163,10 @@ def load_analysis_data(workspace: Any, study: Any, *, site: str | None = None,
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise TrialkitError(f"{manifest_path}: cannot be read ({exc}); run `trialkit pool` again") from exc
-        inputs = {str(i["site"]): int(i["submission"]) for i in manifest.get("inputs", [])}
+        from trialkit.pool import manifest_forms
+
+        pooled_forms = manifest_forms(manifest)
+        inputs = {site: max(forms.values()) for site, forms in pooled_forms.items()}
         adsl = _read_pooled(folder, "adsl", ADSL_COLUMNS)
         if adsl is None:
             raise TrialkitError(f"{folder}: has a manifest.json but no adsl.parquet or adsl.csv; run `trialkit pool` again")
@@ -173,14 +177,17 @@ def load_analysis_data(workspace: Any, study: Any, *, site: str | None = None,
         source = "pooled datasets" + (f" (freeze {manifest['freeze']})" if manifest.get("freeze") else "")
         command = "trialkit pool"
         unblinded = bool(manifest.get("unblinded"))
-        considered = {s: i for s, i in inputs.items() if wanted is None or s in wanted}
-        now = {s: sub.id for s, sub in current.items() if wanted is None or s in wanted}
+        considered = {s: f for s, f in pooled_forms.items() if wanted is None or s in wanted}
+        now = {s: f for s, f in ws.current_forms().items() if wanted is None or s in wanted}
+
+        def _ids(pointers: dict[str, dict[str, int]]) -> str:
+            return ", ".join(f"site {s} " + "+".join(f"#{i}" for i in sorted(set(f.values())))
+                             for s, f in sorted(pointers.items())) or "none"
+
         if considered != now and not manifest.get("freeze"):
             notes.append(
-                "The pooled datasets are older than the ledger (pooled: "
-                + (", ".join(f"site {s} #{i}" for s, i in sorted(considered.items())) or "none")
-                + "; current: " + (", ".join(f"site {s} #{i}" for s, i in sorted(now.items())) or "none")
-                + "). Run `trialkit pool` to bring the charts up to date."
+                f"The pooled datasets are older than the ledger (pooled: {_ids(considered)}; current: "
+                f"{_ids(now)}). Run `trialkit pool` to bring the charts up to date."
             )
         cuts = {}
         for pooled_site, submission_id in inputs.items():
@@ -191,13 +198,14 @@ def load_analysis_data(workspace: Any, study: Any, *, site: str | None = None,
                     notes.append(f"Site {pooled_site}: pooled submission #{submission_id} is not in this ledger.")
     else:
         from trialkit.adam import derive_datasets
-        from trialkit.pool import import_submission, major_deviations, stack_forms
+        from trialkit.pool import assemble, major_deviations, stack_forms
 
         chosen = {s: sub for s, sub in current.items() if wanted is None or s in wanted}
         inputs = {s: sub.id for s, sub in chosen.items()}
-        per_site = {s: import_submission(ws, sub, study) for s, sub in chosen.items()}
+        pointers = {s: f for s, f in ws.current_forms().items() if s in chosen}
+        per_site, used = assemble(ws, study, pointers)
         stacked = stack_forms(per_site)
-        derived = derive_datasets(study, stacked, deviations=major_deviations(chosen)) if stacked else {}
+        derived = derive_datasets(study, stacked, deviations=major_deviations(used, pointers)) if stacked else {}
         adsl = derived.get("ADSL", pd.DataFrame(columns=list(ADSL_COLUMNS)))
         forms = {}
         for code, columns in FORM_COLUMNS.items():
@@ -819,7 +827,7 @@ def _section_sites(study: Any, statuses: list[dict[str, Any]], today: date) -> s
         query_cmd = f"trialkit queries --site {site} --status open"
         last = row["last"]
         if last is not None:
-            names = [f["original_name"] for f in last["files"]]
+            names = [printable(f["original_name"]) for f in last["files"]]
             files = ", ".join(names[:2]) + (f" + {len(names) - 2} more" if len(names) > 2 else "")
             breakdown = ", ".join(f"{n} {s}" for s, n in sorted(row["by_status"].items()))
             last_cells = (
@@ -1092,6 +1100,7 @@ def build_report_html(workspace: Any, study: Any, *, site: str | None = None,
         f'<meta http-equiv="Content-Security-Policy" content="{_e(CSP)}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="referrer" content="no-referrer">'
+        f'<meta name="generator" content="trialkit {_e(__version__)}">'
         '<link rel="icon" href="data:,">'
         f"<title>{_e(title)}</title>"
         f"<script>{ERROR_HOOK}</script>"

@@ -183,6 +183,12 @@ class Study:
     rules: tuple[Any, ...] = ()
 
     @property
+    def arms(self) -> dict[str, str]:
+        """The treatment arms, code → label (``[[arms]]`` in study.toml; empty when none are defined)."""
+        return {str(arm["code"]).strip().upper(): str(arm.get("label", arm["code"]))
+                for arm in self.params.get("arms", []) if isinstance(arm, dict) and arm.get("code")}
+
+    @property
     def missing_codes(self) -> dict[str, str]:
         """Missing-value codes (ND, NK, NA) and their meaning."""
         return dict(self.params.get("missing_codes", {}))

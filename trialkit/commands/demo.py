@@ -26,10 +26,12 @@ def command(directory: str, seed: int | None, quiet: bool) -> None:
     data, writes the HTML report and one query workbook per site, and prints where to look.
     An earlier demo in DIR is replaced; any other non-empty DIR is refused (exit code 2).
     """
-    from trialkit.demo import DEFAULT_SEED, check_demo_folder, run_demo
+    from trialkit.demo import DEFAULT_SEED, MARKER, check_demo_folder, run_demo
     from trialkit.errors import UsageError
+    from trialkit.outputs import check_output_folder
 
     folder = Path(directory)
+    check_output_folder(folder, purpose="demo folder", in_workspace=False, own_marker=MARKER)
     try:
         check_demo_folder(folder)
     except UsageError as exc:

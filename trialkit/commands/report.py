@@ -27,15 +27,18 @@ def command(output: str, site: str | None, pooled_dir: str | None, workspace: st
     enrollment over time, completeness of the primary endpoint at W4, missing data by form and
     visit and the blinded primary response rate by age group. Charts are inline SVG; the file makes
     no network request. Every number names the command that reproduces it. With --site, the report
-    holds only that site's data. Prints the path of the file written.
+    holds only that site's data. Prints the path of the file written. -o may not be inside the
+    workspace or name an existing file trialkit did not write as a report (exit code 2).
     """
     from trialkit.ledger import open_workspace
+    from trialkit.outputs import check_output_file
     from trialkit.report import write_report
 
     study = load(study_path)
     if site is not None:
         site = site_id(study, site)
     ws = open_workspace(workspace)
+    check_output_file(output, kind="html", workspace=ws.path)
     path = write_report(ws, study, output, site=site, pooled_dir=pooled_dir)
     click.echo(str(path))
     if not quiet:

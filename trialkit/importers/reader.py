@@ -25,6 +25,7 @@ from trialkit.importers.base import FormData, ImportResult
 from trialkit.importers.detect import DATASET_FORMATS, Detected, FileRead, RawTable, detect
 from trialkit.importers.limits import Limits, file_size_finding
 from trialkit.importers.normalise import Context, match_columns, normalise_table
+from trialkit.importers.regular import regular_file_refusal
 
 KNOWN_SHEETS = {"_trialkit", "_codelists", "instructions"}
 
@@ -36,6 +37,9 @@ def read_file(path: str | Path, *, catalog: Path | None = None, limits: Limits |
     refused with one ``file`` finding before its reader parses it.
     """
     path = Path(path)
+    refused = regular_file_refusal(path)
+    if refused is not None:
+        return refused
     limits = limits or Limits.from_env()
     try:
         found = detect(path)
