@@ -114,9 +114,10 @@ def test_an_archived_file_replaced_in_place_is_found_and_not_pooled(trial):
     archived.chmod(0o644)
     archived.write_bytes(archived.read_bytes()[:-10] + b"0123456789")
     found = problems(trial)
-    assert [p["code"] for p in found] == ["VERIFY-ARCHIVE-CHANGED", "VERIFY-ARCHIVE-WRITABLE",
-                                          "VERIFY-ARCHIVE-WRITABLE"]
+    assert [p["code"] for p in found] == ["VERIFY-ARCHIVE-CHANGED", "VERIFY-ARCHIVE-WRITABLE"]
     assert archived.name in found[0]["message"]
+    data = json.loads(run("verify", "--workspace", str(trial / "ws"), "-f", "json").stdout)
+    assert [w["code"] for w in data["warnings"]] == ["VERIFY-ARCHIVE-FOLDER-WRITABLE"]
     pool_refuses(trial, "VERIFY-ARCHIVE-CHANGED")
     pool_refuses(trial, "VERIFY-ARCHIVE-CHANGED", "--freeze", "lock")
 

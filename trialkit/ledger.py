@@ -673,6 +673,7 @@ class Workspace:
             except TrialkitError:
                 pass
             sha_root = root / "sha256"
+            _heal_folders(root)  # a submit killed inside _writable left a folder writable
             folder = sha_root / digest[:2]
             if not folder.is_dir():
                 with _writable(sha_root):
@@ -1550,6 +1551,16 @@ def _writable(folder: Path) -> Iterator[None]:
         yield
     finally:
         os.chmod(folder, 0o555)
+
+
+def _heal_folders(root: Path) -> None:
+    """Make the archive's folders read-only again (at most 258 folders; called under the lock)."""
+    for folder in (root, root / "sha256", *((root / "sha256").iterdir() if (root / "sha256").is_dir() else ())):
+        try:
+            if folder.is_dir() and os.stat(folder).st_mode & 0o222:
+                os.chmod(folder, 0o555)
+        except OSError:  # pragma: no cover - not ours to change
+            continue
 
 
 def unlock_archive(workspace: str | os.PathLike[str]) -> None:

@@ -7,7 +7,9 @@ folder can replace a file. :func:`verify` finds what such an edit leaves behind:
 ``VERIFY-ARCHIVE-MISSING`` / ``VERIFY-ARCHIVE-CHANGED``
     an archived upload is gone, or its sha256 or size is not what the ledger recorded;
 ``VERIFY-ARCHIVE-WRITABLE``
-    an archive file or folder has a write permission (they are 0444 and 0555);
+    an archive file has a write permission (archive files are 0444). A writable archive *folder*
+    (they are 0555) is only a warning: a submit killed while it adds a file leaves its folder
+    writable, and the next submit makes it read-only again;
 ``VERIFY-AUDIT-GAP`` / ``VERIFY-AUDIT-CHAIN``
     the audit lines are not numbered 1..N, or a line's chain hash (sha256 of the line before's hash
     and this line's content) does not match: a line was edited, deleted or moved;
@@ -74,6 +76,7 @@ class VerifyResult:
     workspace: str
     checked: dict[str, int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -87,7 +90,8 @@ class VerifyResult:
     def to_dict(self) -> dict[str, Any]:
         """The versioned JSON form (``trialkit verify -f json``)."""
         return {"schema_version": VERIFY_SCHEMA_VERSION, "workspace": self.workspace, "ok": self.ok,
-                "checked": dict(self.checked), "problems": [p.to_dict() for p in self.problems]}
+                "checked": dict(self.checked), "problems": [p.to_dict() for p in self.problems],
+                "warnings": [p.to_dict() for p in self.warnings]}
 
 
 def _sha256(path: Path) -> tuple[str, int]:
@@ -151,12 +155,18 @@ def _check_archive(workspace: Workspace, files: list[Any], result: VerifyResult)
         for name in [None, *filenames]:
             path = Path(folder) if name is None else Path(folder) / name
             mode = stat.S_IMODE(path.lstat().st_mode)
-            if mode & 0o222:
-                what = "folder" if name is None else "file"
-                result.add("VERIFY-ARCHIVE-WRITABLE",
-                           f"{path.relative_to(workspace.path)}: the archive {what} is writable (mode {mode:o}); "
-                           f"archive {what}s are read-only ({'0555' if name is None else '0444'}): chmod it back "
-                           "and check nothing was changed", path=str(path.relative_to(workspace.path)))
+            if not mode & 0o222:
+                continue
+            shown = str(path.relative_to(workspace.path))
+            if name is None:
+                result.warnings.append(Problem(
+                    "VERIFY-ARCHIVE-FOLDER-WRITABLE", f"{shown}: the archive folder is writable (mode {mode:o}; "
+                    "archive folders are 0555); an interrupted submit leaves this, and the next submit makes it "
+                    "read-only again", path=shown))
+            else:
+                result.add("VERIFY-ARCHIVE-WRITABLE", f"{shown}: the archived file is writable (mode {mode:o}; "
+                           "archived files are 0444): someone changed its permissions; check it against its "
+                           "sha256 and chmod it back", path=shown)
         names.sort()
 
 

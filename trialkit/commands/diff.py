@@ -23,7 +23,7 @@ from trialkit.commands.workspace_options import site_id, workspace_option
 @quiet_option
 def command(site: str, submissions: tuple[int, ...], output_format: str, output: str | None,
             workspace: str | None, study_path: str | None, quiet: bool) -> None:
-    """Show the records an upload adds, removes and changes, per form.
+    """Show the records a site's upload adds, removes and changes, per form.
 
     Without SUB_A SUB_B: the site's current data (form by form) against its latest submission —
     what that upload changes, or would change if it is held. With two submission ids: the first

@@ -16,9 +16,9 @@ from trialkit.commands.workspace_options import workspace_option
 @workspace_option
 @quiet_option
 def command(output_format: str, workspace: str | None, quiet: bool) -> None:
-    """Check that nothing in the workspace was changed behind trialkit's back.
+    """Check the archive, the audit chain and the current data against the audit log.
 
-    Recomputes the sha256 of every archived upload and checks the archive is read-only; checks the
+    Finds what was changed in the workspace behind trialkit's back. Recomputes the sha256 of every archived upload and checks the archive is read-only; checks the
     hash chain over the audit log (an edited, deleted or reordered line breaks it); and replays the
     audit log to check every submission's status, every current-data pointer (site and form) and
     every freeze. `trialkit pool` runs the same checks first and refuses on any problem.
@@ -40,6 +40,8 @@ def command(output_format: str, workspace: str | None, quiet: bool) -> None:
                    f"pointer(s), {checked.get('freezes', 0)} freeze(s) checked")
         for problem in result.problems:
             click.echo(f"{problem.code}: {printable(problem.message)}")
+        for warning in result.warnings:
+            click.echo(f"warning {warning.code}: {printable(warning.message)}")
         click.echo("intact" if result.ok else f"{len(result.problems)} problem(s)")
     if not quiet and not result.ok:
         click.echo("The workspace does not verify: restore the ledger or the archive from a backup; "
