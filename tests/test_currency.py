@@ -27,6 +27,7 @@ import pytest
 from click.testing import CliRunner
 
 from trialkit.cli import cli
+from trialkit.diff import diff_site
 from trialkit.importers.reader import import_files
 from trialkit.ledger import LEDGER_FILE, open_workspace
 from trialkit.validate import validate
@@ -209,6 +210,7 @@ def test_diff_names_added_removed_and_changed_records_with_old_and_new_values(tr
     submit(ws, workbook(study, folder / "site01-v2.xlsx", changed), site="01", expect=1)  # held: removals
     result = run("diff", "--site", "01", "--workspace", str(ws), "-f", "json")
     data = json.loads(result.stdout)
+    assert data == diff_site(open_workspace(ws), study, "01").to_dict()  # -f json is the library's result
     assert (data["site"], data["b"]["submission"]) == ("01", 3)
     assert data["a"]["forms"] == {"DM": ids["01"], "VS": ids["01"]}
     assert data["forms"]["DM"] == {"added": 1, "removed": 1, "changed": 1, "unchanged": 0}

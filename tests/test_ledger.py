@@ -454,3 +454,120 @@ def test_held_submission_cannot_be_accepted_after_newer_data(ws, files):
         submit(ws, [old], "01", report(finding("Q-W", "warning")), accept_warnings=True, now=DAY15)
     assert ws.current_submissions()["01"].id == 2
     assert [s["status"] for s in ws.log()] == ["held", "accepted"]
+
+
+# -- per-form currency, removals and the audit chain (issue 11) -----------------------------------
+
+
+VS_TWO = {"VS": [{"SUBJID": "01-001", "VISIT": "W4", "WEIGHT": 20}, {"SUBJID": "01-002", "VISIT": "W4", "WEIGHT": 21}]}
+
+
+def test_no_recognised_form_is_rejected_whatever_is_acknowledged(ws, files):
+    path = upload(files, "notes.csv", "x,y\n1,2\n")
+    sub = submit(ws, [path], "01", report(finding("W", "warning")), records=SubmissionRecords(),
+                 accept_warnings=True, accept_removals=True, now=DAY1)
+    assert (sub.status, sub.is_current, sub.counts["error"]) == ("rejected", False, 1)
+    assert [f.code for f in sub.report.findings if f.severity.value == "error"] == ["LEDGER-NO-FORM"]
+    assert ws.current_forms() == {}
+
+
+def test_records_that_disappear_hold_the_submission_until_removals_are_accepted(ws, files):
+    submit(ws, [upload(files, "1.csv", "1\n")], "01", report(), records=recs(**VS_TWO), now=DAY1)
+    only_one = recs(VS=[VS_TWO["VS"][0]])
+    path = upload(files, "2.csv", "2\n")
+    held = submit(ws, [path], "01", report(), records=only_one, now=DAY8)
+    assert (held.status, held.is_current) == ("held", False)
+    (removal,) = held.removals
+    assert (removal.code, removal.form, removal.value, removal.evidence["keys"]) == (
+        "LEDGER-REMOVED-RECORDS", "VS", "1", ['["01-002","W4",1]'])
+    assert removal.evidence["subjects"] == ["01-002"] and "01-002 · W4" in removal.message
+    assert held.changes["VS"] == {"added": 0, "removed": 1, "changed": 0, "unchanged": 1, "against": 1}
+    # accept_warnings is not accept_removals
+    again = submit(ws, [path], "01", report(), records=only_one, accept_warnings=True, now=DAY8)
+    assert (again.duplicate, again.status) == (True, "held")
+    accepted = submit(ws, [path], "01", report(), records=only_one, accept_removals=True, operator="dm.bob",
+                      now=DAY15)
+    assert (accepted.id, accepted.status, accepted.action, accepted.acknowledged_by) == (
+        2, "accepted-with-warnings", "removals-accepted", "dm.bob")
+    assert ws.current_forms() == {"01": {"VS": 2}}
+    assert ws.audit()[-1]["detail"]["removals"] == {"VS": 1}
+
+
+def test_a_changed_record_is_no_removal(ws, files):
+    submit(ws, [upload(files, "1.csv", "1\n")], "01", report(), records=recs(**VS_TWO), now=DAY1)
+    changed = recs(VS=[VS_TWO["VS"][0], dict(VS_TWO["VS"][1], WEIGHT=22)])
+    sub = submit(ws, [upload(files, "2.csv", "2\n")], "01", report(), records=changed, now=DAY8)
+    assert (sub.status, sub.changes["VS"]["changed"], sub.removals) == ("accepted", 1, [])
+
+
+def test_an_upload_moves_only_the_pointers_of_the_forms_it_holds(ws, files):
+    one = submit(ws, [upload(files, "1.csv", "1\n")], "01", report(),
+                 records=recs(DM=[{"SUBJID": "01-001", "SEX": "F"}], **VS_TWO), now=DAY1)
+    two = submit(ws, [upload(files, "2.csv", "2\n")], "01", report(),
+                 records=recs(AE=[{"SUBJID": "01-001", "AETERM": "Rash"}]), now=DAY8)
+    assert ws.current_forms() == {"01": {"AE": two.id, "DM": one.id, "VS": one.id}}
+    log = {s["id"]: s for s in ws.log()}
+    assert (log[1]["current"], log[1]["current_forms"], log[1]["superseded_by"]) == (True, ["DM", "VS"], None)
+    assert ws.current_submissions()["01"].id == two.id  # the site's latest current submission
+    three = submit(ws, [upload(files, "3.csv", "3\n")], "01", report(),
+                   records=recs(DM=[{"SUBJID": "01-001", "SEX": "M"}], **VS_TWO), now=DAY15)
+    assert ws.submission(one.id).superseded_by == three.id and not ws.submission(one.id).is_current
+
+
+def test_queries_of_forms_a_submission_does_not_hold_are_not_resolved(ws, files):
+    submit(ws, [upload(files, "1.csv", "1\n")], "01", report(finding("Q-VS", form="VS")), now=DAY1)
+    ae_only = recs(AE=[{"SUBJID": "01-001", "AETERM": "Rash"}])
+    sub = submit(ws, [upload(files, "2.csv", "2\n")], "01", report(), records=ae_only, now=DAY8)
+    assert sub.queries.resolved == ()
+    vs_again = submit(ws, [upload(files, "3.csv", "3\n")], "01", report(), now=DAY15)
+    assert vs_again.queries.resolved == ("Q-VS",)
+
+
+def test_every_audit_line_is_chained_to_the_one_before(ws, files):
+    from trialkit.ledger import AUDIT_GENESIS, chain_hash
+
+    submit(ws, [upload(files, "1.csv", "1\n")], "01", report(), now=DAY1)
+    ws.record_event("pool", detail={"out": "x"})
+    with sqlite3.connect(ws.path / LEDGER_FILE) as connection:
+        connection.row_factory = sqlite3.Row
+        lines = connection.execute("SELECT * FROM audit ORDER BY seq").fetchall()
+    previous = AUDIT_GENESIS
+    for line in lines:
+        assert line["chain"] == chain_hash(previous, line)
+        previous = line["chain"]
+    assert len({line["chain"] for line in lines}) == len(lines) == 3
+
+
+def test_a_file_goes_into_an_existing_read_only_archive_folder(ws, files):
+    import hashlib
+
+    path = upload(files, "a.csv", "first\n")
+    prefix = hashlib.sha256(path.read_bytes()).hexdigest()[:2]
+    folder = ws.path / "archive" / "sha256" / prefix
+    folder.parent.chmod(0o755)
+    folder.mkdir()
+    folder.chmod(0o555)
+    folder.parent.chmod(0o555)
+    sub = submit(ws, [path], "01", report(), now=DAY1)
+    archived = ws.path / sub.files[0].archive_path
+    assert archived.parent == folder and archived.read_bytes() == b"first\n"
+    assert [stat.S_IMODE(p.stat().st_mode) for p in (folder.parent, folder, archived)] == [0o555, 0o555, 0o444]
+
+
+@pytest.mark.parametrize("label", ["x" * 101, "a b", "../x", "", ".hidden", "é"])
+def test_a_freeze_label_that_cannot_name_a_folder_is_refused_before_anything_is_recorded(ws, files, label):
+    submit(ws, [upload(files, "1.csv", "1\n")], "01", report(), now=DAY1)
+    before = ws.audit()
+    with pytest.raises(UsageError, match="freeze label"):
+        ws.freeze(label)
+    assert ws.audit() == before
+
+
+def test_the_freeze_keeps_each_sites_forms(ws, files):
+    submit(ws, [upload(files, "1.csv", "1\n")], "01", report(), records=recs(**VS_TWO), now=DAY1)
+    submit(ws, [upload(files, "2.csv", "2\n")], "01", report(), records=recs(AE=[{"SUBJID": "01-001"}]), now=DAY8)
+    frozen = ws.freeze("lock")
+    assert frozen["forms"] == {"01": {"AE": 2, "VS": 1}} and frozen["submissions"] == {"01": 2}
+    submit(ws, [upload(files, "3.csv", "3\n")], "01", report(), records=recs(**VS_TWO, AE=[{"SUBJID": "01-001"}]),
+           now=DAY15)
+    assert ws.frozen_forms("lock") == {"01": {"AE": 2, "VS": 1}}
