@@ -142,7 +142,14 @@ def test_trialkits_own_files_are_replaced(trial, monkeypatch):
 def test_an_over_long_path_is_a_usage_error_not_a_traceback(trial):
     long_name = "x" * 300
     for args in (("pool", "--workspace", str(trial / "ws"), "-o", str(trial / long_name)),
-                 ("report", "--workspace", str(trial / "ws"), "-o", str(trial / f"{long_name}.html"))):
+                 ("report", "--workspace", str(trial / "ws"), "-o", str(trial / f"{long_name}.html")),
+                 ("report", "--workspace", str(trial / "ws"), "--pooled", str(trial / long_name),
+                  "-o", str(trial / "r.html")),
+                 ("log", "--workspace", str(trial / long_name)),
+                 ("init", str(trial / long_name)),
+                 ("dictionary", "-f", "csv", "-o", str(trial / long_name)),
+                 ("diff", "--site", "01", "--workspace", str(trial / "ws"), "-f", "csv", "-o",
+                  str(trial / f"{long_name}.csv"))):
         result = run(*args)
         assert result.exit_code == 2, result.output
         assert "too long" in result.stderr and result.exception is None or isinstance(result.exception, SystemExit)

@@ -404,6 +404,9 @@ def init_workspace(path: str | os.PathLike[str], study_id: str | None = None) ->
         >>> ws.log()  # doctest: +SKIP
         []
     """
+    from trialkit.outputs import check_length
+
+    check_length(path, "DIR")
     folder = Path(path).expanduser()
     if _is_workspace(folder):
         raise UsageError(f"{folder}: already a trialkit workspace; use it, or choose another DIR")
@@ -464,6 +467,9 @@ def find_workspace(path: str | os.PathLike[str] | None = None) -> Path:
     parent of it holding ``trialkit-workspace.toml`` or ``ledger.sqlite``."""
     chosen = path or os.environ.get(ENV_WORKSPACE) or None
     if chosen is not None:
+        from trialkit.outputs import check_length
+
+        check_length(chosen, "--workspace" if path else f"${ENV_WORKSPACE}")
         folder = Path(chosen).expanduser()
         if _is_workspace(folder):
             return folder
@@ -516,7 +522,14 @@ class Workspace:
                 f"{self.ledger_path}: not a trialkit ledger ({exc}); restore it from backup"
             ) from exc
         if row is not None and row[0] == 1:
-            self._migrate_from_1()
+            try:
+                self._migrate_from_1()
+            except (sqlite3.Error, OSError) as exc:
+                raise TrialkitError(
+                    f"{self.ledger_path}: this ledger was written by an earlier trialkit and could not be "
+                    f"brought to ledger schema {LEDGER_SCHEMA_VERSION} ({exc}); nothing was changed. Open it "
+                    "once with write access to the workspace, or use the trialkit version that created it"
+                ) from exc
         elif row is None or row[0] != LEDGER_SCHEMA_VERSION:
             raise TrialkitError(
                 f"{self.ledger_path}: ledger schema version {row[0] if row else None} is not "
@@ -920,15 +933,18 @@ class Workspace:
         summary = submission_records(imported.forms, study).forms.get(form)
         return summary.by_key() if summary is not None else {}
 
-    def reimport(self, submission_id: int, study: Any, *, connection: sqlite3.Connection | None = None) -> Any:
-        """Import one archived submission again (its files under their original names, in a scratch
-        folder); returns the :class:`~trialkit.importers.base.ImportResult`. Lineage names the
-        archived upload (``submission N: NAME``), not the scratch copy."""
+    def reimport(self, submission_id: Any, study: Any, *, connection: sqlite3.Connection | None = None) -> Any:
+        """Import one archived submission (an id, or a :class:`Submission`) again: its files under
+        their original names — only ever as bare names, in a scratch folder — with the site's
+        conventions; returns the :class:`~trialkit.importers.base.ImportResult`. Lineage and
+        findings name the archived upload (``submission N: NAME``), not the scratch copy."""
         import shutil
 
         from trialkit.importers.reader import import_files
 
-        if connection is None:
+        if not isinstance(submission_id, int):  # a submission itself (anything with id, site, files)
+            sub = submission_id
+        elif connection is None:
             sub = self.submission(submission_id)
         else:
             row = connection.execute("SELECT * FROM submissions WHERE id = ?", (submission_id,)).fetchone()

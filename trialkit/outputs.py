@@ -60,19 +60,36 @@ class OutputRefused(UsageError):
 # Paths and workspaces
 
 
-def _checked_path(path: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """``(as given, resolved)``; OutputRefused for a name or path the file system cannot hold."""
+def too_long(path: str | os.PathLike[str], what: str = "-o") -> str | None:
+    """Why a path cannot exist on the file system (a name over 255 bytes, a path over 4096), or None."""
     given = Path(path).expanduser()
     absolute = given if given.is_absolute() else Path.cwd() / given
     for part in absolute.parts:
         size = len(os.fsencode(part))
         if size > NAME_MAX_BYTES:
-            raise OutputRefused(f"{_short(part)}: this name is too long ({size} bytes; a file or folder name "
-                                f"holds at most {NAME_MAX_BYTES}); choose a shorter -o")
+            return (f"{_short(part)}: this name is too long ({size} bytes; a file or folder name holds at "
+                    f"most {NAME_MAX_BYTES}); choose a shorter {what}")
     size = len(os.fsencode(str(absolute)))
     if size > PATH_MAX_BYTES:
-        raise OutputRefused(f"{_short(str(absolute))}: the path is too long ({size} bytes; at most "
-                            f"{PATH_MAX_BYTES}); choose a shorter -o")
+        return (f"{_short(str(absolute))}: the path is too long ({size} bytes; at most {PATH_MAX_BYTES}); "
+                f"choose a shorter {what}")
+    return None
+
+
+def check_length(path: str | os.PathLike[str], what: str) -> None:
+    """UsageError (exit code 2) when ``path`` cannot exist (see :func:`too_long`), before any use."""
+    reason = too_long(path, what)
+    if reason is not None:
+        raise UsageError(reason)
+
+
+def _checked_path(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """``(as given, resolved)``; OutputRefused for a name or path the file system cannot hold."""
+    reason = too_long(path)
+    if reason is not None:
+        raise OutputRefused(reason)
+    given = Path(path).expanduser()
+    absolute = given if given.is_absolute() else Path.cwd() / given
     try:
         return given, absolute.resolve()
     except (OSError, RuntimeError) as exc:  # a loop of links

@@ -144,28 +144,10 @@ def form_value_labels(study: Study, code: str, columns: Iterable[str]) -> dict[s
 def import_submission(workspace: Any, submission: Any, study: Study) -> dict[str, FormData]:
     """Re-import one archived submission (its files under their original names): its forms.
 
-    Lineage names the archived upload (``submission N: NAME``), not the scratch copy.
+    Lineage names the archived upload (``submission N: NAME``), not the scratch copy; see
+    :meth:`trialkit.ledger.Workspace.reimport` for the whole result with its findings.
     """
-    import shutil
-    import tempfile
-
-    from trialkit.importers.reader import import_files
-
-    with tempfile.TemporaryDirectory(prefix="trialkit-pool-") as scratch:
-        paths = []
-        for index, item in enumerate(submission.files):
-            source = workspace.archive_path(item.sha256)
-            name = Path(item.original_name).name or f"file{index}"
-            folder = Path(scratch) / str(index)
-            folder.mkdir()
-            target = folder / name
-            shutil.copyfile(source, target)
-            paths.append(target)
-        result = import_files(paths, study, site=submission.site)
-        originals = {str(p): f"submission {submission.id}: {p.name}" for p in paths}
-        for form_data in result.forms.values():
-            form_data.lineage["FILE"] = form_data.lineage["FILE"].map(lambda f: originals.get(str(f), f))
-        return dict(result.forms)
+    return dict(workspace.reimport(submission, study).forms)
 
 
 def _file_names(form_data: FormData) -> list[str]:

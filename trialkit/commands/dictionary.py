@@ -43,8 +43,14 @@ def command(fmt: str, output: str | None, study_path: str | None, quiet: bool) -
     if output in (None, "-"):
         write_dictionary(study, fmt, sys.stdout)
         return
-    from trialkit.outputs import check_output_file, check_output_folder, mark_output_folder
+    from trialkit.outputs import (
+        check_length,
+        check_output_file,
+        check_output_folder,
+        mark_output_folder,
+    )
 
+    check_length(output, "-o")
     folder = fmt == "csv" and (Path(output).is_dir() or not Path(output).suffix)
     if folder:
         check_output_folder(output, purpose="dictionary folder")

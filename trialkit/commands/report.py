@@ -31,7 +31,7 @@ def command(output: str, site: str | None, pooled_dir: str | None, workspace: st
     workspace or name an existing file trialkit did not write as a report (exit code 2).
     """
     from trialkit.ledger import open_workspace
-    from trialkit.outputs import check_output_file
+    from trialkit.outputs import check_length, check_output_file
     from trialkit.report import write_report
 
     study = load(study_path)
@@ -39,6 +39,8 @@ def command(output: str, site: str | None, pooled_dir: str | None, workspace: st
         site = site_id(study, site)
     ws = open_workspace(workspace)
     check_output_file(output, kind="html", workspace=ws.path)
+    if pooled_dir is not None:
+        check_length(pooled_dir, "--pooled")
     path = write_report(ws, study, output, site=site, pooled_dir=pooled_dir)
     click.echo(str(path))
     if not quiet:
