@@ -78,7 +78,10 @@ class RawTable:
     ``date``/``datetime``, or "" for an empty cell) with the header names as columns and, as index,
     the row number the site sees (spreadsheet row; 1-based record number for a dataset; line number
     for CSV). ``labels`` and ``types`` run parallel to ``columns``. ``errors`` lists Excel error
-    cells as ``(row, column_name, cell_ref, error_text)``.
+    cells as ``(row, column_name, cell_ref, error_text)``. ``blank_columns`` names the columns whose
+    header cell was blank (named by their column letter); ``notes`` holds the non-empty rows above
+    the header that were not read as data (``(row, cell texts)``), so that a privacy check still
+    sees them.
     """
 
     name: str
@@ -92,6 +95,8 @@ class RawTable:
     header_row: int | None = None
     errors: list[tuple[int, str, str, str]] = field(default_factory=list)
     value_labels: dict[str, dict[Any, str]] = field(default_factory=dict)
+    blank_columns: set[str] = field(default_factory=set)
+    notes: list[tuple[int, list[str]]] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
@@ -187,9 +192,12 @@ def _looks_textual(head: bytes) -> bool:
     """Text (any 8-bit or UTF-16 encoding with a BOM), not binary."""
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return True
-    if b"\x00" in head:
+    # A few NUL bytes in otherwise plain text is a damaged text file (the CSV reader names the
+    # line); many are binary data (or UTF-16 without a BOM, which no site sends).
+    nuls = head.count(b"\x00")
+    if nuls > max(1, len(head) // 100):
         return False
-    control = sum(1 for byte in head if byte < 9 or 13 < byte < 32)
+    control = sum(1 for byte in head if byte < 9 or 13 < byte < 32) - nuls
     return control <= len(head) // 100
 
 

@@ -23,6 +23,7 @@ import pandas as pd
 
 from trialkit.findings import Severity
 from trialkit.importers.detect import FileRead, RawTable
+from trialkit.importers.header import cell_text, find_header, header_names, is_blank, offset_finding
 from trialkit.importers.limits import (
     Limits,
     TextRuns,
@@ -49,7 +50,8 @@ _REL_TAG = re.compile(rb"<(?:\w+:)?Relationship\s[^>]*>")
 _ATTR = re.compile(rb"([\w:]+)\s*=\s*[\"']([^\"']*)[\"']")
 
 
-def read_excel(path: str | Path, fmt: str, *, strict: bool = False, limits: Limits | None = None) -> FileRead:
+def read_excel(path: str | Path, fmt: str, *, strict: bool = False, limits: Limits | None = None,
+               known: frozenset[str] | None = None) -> FileRead:
     """Read every sheet of a workbook; problems become ``file`` findings on the result.
 
     xlsx/xlsm first pass :func:`~trialkit.importers.limits.preflight_ooxml` (zip bomb, entities,
@@ -127,7 +129,9 @@ def read_excel(path: str | Path, fmt: str, *, strict: bool = False, limits: Limi
                 result.findings.append(refusal)
                 result.tables.clear()
                 return result
-            table = rows_to_table(meta.name, rows, error_cells.get(meta.name, []))
+            table = rows_to_table(meta.name, rows, error_cells.get(meta.name, []), known=known)
+            if table.notes and table.header_row is not None:
+                result.findings.append(offset_finding(str(path), meta.name, table.header_row, len(table.notes)))
             table.visibility = visibility
             table.sheet_type = sheet_type
             result.tables.append(table)
@@ -135,29 +139,33 @@ def read_excel(path: str | Path, fmt: str, *, strict: bool = False, limits: Limi
 
 
 def rows_to_table(name: str, rows: list[list[Any]], errors: list[tuple[int, int, str, str]] = (),
-                  first_row: int = 1) -> RawTable:
+                  first_row: int = 1, known: frozenset[str] | None = None) -> RawTable:
     """Turn a sheet's rows (row 0 = spreadsheet row ``first_row``) into a :class:`RawTable`.
 
-    The header is the first row holding a non-empty cell or an error cell; ``errors`` are
+    The header row is found by content (:func:`~trialkit.importers.header.find_header`, with the
+    study's variable names and labels in ``known``); the non-empty rows above it are kept as
+    ``notes``. Trailing rows without a value are dropped, and columns without a header and without a
+    value (formatting only) are no columns; the index is the spreadsheet row number. ``errors`` are
     ``(row, column_index, ref, text)`` with 1-based spreadsheet rows and 0-based columns.
     """
     error_rows = {row for row, _, _, _ in errors}
-    header_pos = None
-    for pos, row in enumerate(rows):
-        if any(v != "" and v is not None for v in row) or (pos + first_row) in error_rows:
-            header_pos = pos
-            break
+    header_pos = find_header(rows, known, forced={row - first_row for row in error_rows})
     if header_pos is None:
         return RawTable(name=name, kind="sheet", columns=[], values=pd.DataFrame(index=pd.Index([], dtype="int64")),
                         header_row=None)
     header_row = header_pos + first_row
+    notes = [(pos + first_row, [cell_text(v) for v in row if not is_blank(v)])
+             for pos, row in enumerate(rows[:header_pos])]
+    notes = [(row, cells) for row, cells in notes if cells]
     width = max(len(r) for r in rows[header_pos:])
     header = list(rows[header_pos]) + [""] * (width - len(rows[header_pos]))
-    columns = _header_names(header)
+    columns, blank = header_names(header)
     body = rows[header_pos + 1:]
-    # Trailing rows that are completely empty are not records (calamine pads to the used range).
+    # Trailing rows that are completely empty are not records (calamine pads to the used range);
+    # empty rows inside the table are kept here (row counts as other readers see them) and are no
+    # records of a form (the normaliser drops them).
     end = len(body)
-    while end and not any(v != "" and v is not None for v in body[end - 1]) and \
+    while end and body[end - 1].count("") + body[end - 1].count(None) == len(body[end - 1]) and \
             (header_row + end) not in error_rows:
         end -= 1
     body = body[:end]
@@ -167,34 +175,19 @@ def rows_to_table(name: str, rows: list[list[Any]], errors: list[tuple[int, int,
     frame = pd.DataFrame(body, columns=range(width), index=index, dtype=object) if body else \
         pd.DataFrame({i: pd.Series([], dtype=object) for i in range(width)}, index=index)
     frame.columns = columns
-    named_errors = [(row, columns[col] if col < len(columns) else _col_letter(col), ref, text)
+    named_errors = [(row, columns[col] if col < len(columns) else column_letters(col), ref, text)
                     for row, col, ref, text in errors]
+    # A column with a blank header and no value anywhere is formatting, not a column.
+    error_columns = {column for _, column, _, _ in named_errors}
+    empty = [c for c in columns if c in blank and c not in error_columns
+             and all(is_blank(v) for v in frame[c].to_numpy())]
+    if empty:
+        frame = frame.drop(columns=empty)
+        columns = [c for c in columns if c not in empty]
+        blank = blank - set(empty)
     return RawTable(name=name, kind="sheet", columns=columns, values=frame,
-                    labels=[None] * len(columns), types=[_infer_type(frame.iloc[:, i]) for i in range(width)],
-                    header_row=header_row, errors=named_errors)
-
-
-def _header_names(header: list[Any]) -> list[str]:
-    """Header cells as unique text names (blank → the column letter, repeats get a suffix)."""
-    names: list[str] = []
-    seen: dict[str, int] = {}
-    for i, value in enumerate(header):
-        text = _cell_text(value).strip() or _col_letter(i)
-        if text in seen:
-            seen[text] += 1
-            text = f"{text}.{seen[text]}"
-        else:
-            seen[text] = 0
-        names.append(text)
-    return names
-
-
-def _cell_text(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return "" if value is None else str(value)
+                    labels=[None] * len(columns), types=[_infer_type(frame.iloc[:, i]) for i in range(len(columns))],
+                    header_row=header_row, errors=named_errors, blank_columns=blank, notes=notes)
 
 
 def _infer_type(column: pd.Series) -> str:
@@ -205,10 +198,6 @@ def _infer_type(column: pd.Series) -> str:
     return {"string": "text", "floating": "number", "integer": "number", "mixed-integer-float": "number",
             "date": "date", "datetime": "datetime", "datetime64": "datetime", "boolean": "boolean",
             "empty": "empty", "time": "time", "timedelta": "time"}.get(inferred, "mixed")
-
-
-def _col_letter(index: int) -> str:
-    return column_letters(index)
 
 
 def _col_index(letters: bytes) -> int:

@@ -41,6 +41,7 @@ import pandas as pd
 from trialkit.findings import Category, Finding, Severity
 from trialkit.importers.base import CHANGE_COLUMNS, LINEAGE_COLUMNS, FormData
 from trialkit.importers.detect import RawTable
+from trialkit.importers.header import header_key
 
 EXCEL_EPOCH = {1900: pd.Timestamp("1899-12-30"), 1904: pd.Timestamp("1904-01-01")}
 _SUPERSCRIPTS = str.maketrans({"⁰": "0", "¹": "1", "²": "2", "³": "3", "⁴": "4", "⁵": "5", "⁶": "6",
@@ -49,11 +50,6 @@ _SUP_RUN = re.compile(r"(?<=10)([⁰¹²³⁴⁵⁶⁷⁸⁹]+)")
 _DATE_TEXT = re.compile(r"^(\d{1,4})([./-])(\d{1,2})\2(\d{1,4})$")
 EXPECTED = {"int": "a whole number", "num": "a number", "date": "a date", "pdate": "a partial date "
             "(YYYY, YYYY-MM or YYYY-MM-DD)", "char": "text", "yn": "Y or N"}
-
-
-def header_key(text: str) -> str:
-    """A header compared ignoring case, spaces and punctuation (``'Visit date'`` → ``visitdate``)."""
-    return re.sub(r"[\W_]+", "", str(text).casefold())
 
 
 def unit_key(text: str) -> str:
@@ -106,13 +102,14 @@ def match_columns(columns: list[str], form: Any) -> tuple[dict[str, str], list[F
 
 
 def _prefilled_rows(table: RawTable, mapping: dict[str, str], columns: dict[str, _Codes]) -> np.ndarray | None:
-    """Rows that hold nothing but a pre-filled SITEID (a mask), or None when there are none.
+    """Rows that hold nothing but a pre-filled SITEID, or nothing at all (a mask), or None.
 
     A site's template (``trialkit template --site SS``) pre-fills SITEID down the entry area; those
-    rows are the empty part of the form, not records. A row with any other value — or an Excel error
-    cell — is kept. Blank is ``None`` or text of spaces only, judged once per distinct value.
+    rows are the empty part of the form, not records — nor is an empty row inside the table (or one
+    holding only formatting). A row with any other value — or an Excel error cell — is kept. Blank
+    is ``None`` or text of spaces only, judged once per distinct value.
     """
-    if "SITEID" not in mapping.values() or table.values.empty:
+    if table.values.empty:
         return None
     others = [column for column, name in mapping.items() if name != "SITEID"]
     if not others:
@@ -150,9 +147,13 @@ def normalise_table(table: RawTable, form: Any, study: Any, ctx: Context) -> For
         note.file, note.sheet, note.form = ctx.file, ctx.sheet, form.code
         ctx.findings.append(note)
     for column in unknown:
-        ctx.findings.append(_structure("IMP-COLUMN-UNKNOWN", Severity.WARNING, f"column {column!r} is not a "
-                                       f"variable of form {form.code}; its values are not imported: rename "
-                                       "it to a variable name or remove it", value=column, **where))
+        if column in table.blank_columns:
+            message = (f"column {column} has no header (its header cell is blank); its values are not imported: "
+                       "type the variable name in the header cell, or delete the column's values")
+        else:
+            message = (f"column {column!r} is not a variable of form {form.code}; its values are not imported: "
+                       "rename it to a variable name or remove it")
+        ctx.findings.append(_structure("IMP-COLUMN-UNKNOWN", Severity.WARNING, message, value=column, **where))
     present = set(mapping.values())
     for var in form.variables:
         if var.name in present and var.derived:

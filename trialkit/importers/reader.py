@@ -23,17 +23,21 @@ from typing import Any
 from trialkit.findings import Category, Finding, InputFile, Severity
 from trialkit.importers.base import FormData, ImportResult
 from trialkit.importers.detect import DATASET_FORMATS, Detected, FileRead, RawTable, detect
+from trialkit.importers.header import known_headers
 from trialkit.importers.limits import Limits, file_size_finding
 from trialkit.importers.normalise import Context, match_columns, normalise_table
 
 KNOWN_SHEETS = {"_trialkit", "_codelists", "instructions"}
 
 
-def read_file(path: str | Path, *, catalog: Path | None = None, limits: Limits | None = None) -> FileRead:
+def read_file(path: str | Path, *, catalog: Path | None = None, limits: Limits | None = None,
+              known: frozenset[str] | None = None) -> FileRead:
     """Detect and read one file; never raises for a bad file (problems are findings).
 
     ``limits`` (default :meth:`Limits.from_env`) bound what a file may be; a file over a limit is
-    refused with one ``file`` finding before its reader parses it.
+    refused with one ``file`` finding before its reader parses it. ``known`` (the study's variable
+    names and labels as :func:`~trialkit.importers.header.header_key`) helps find a header row that
+    sits below note rows.
     """
     path = Path(path)
     limits = limits or Limits.from_env()
@@ -50,7 +54,7 @@ def read_file(path: str | Path, *, catalog: Path | None = None, limits: Limits |
         result.findings.append(too_large)
         return result
     try:
-        return _read_detected(path, found, catalog, limits)
+        return _read_detected(path, found, catalog, limits, known)
     except Exception as exc:  # a reader bug must not become a traceback for the data manager
         result = FileRead(path=str(path), format=found.format)
         result.fail("IMP-FILE-UNREADABLE", f"{path}: could not be read ({type(exc).__name__}: {exc}); "
@@ -64,16 +68,17 @@ def read_table(path: str | Path) -> list[RawTable]:
     return read_file(path).tables
 
 
-def _read_detected(path: Path, found: Detected, catalog: Path | None, limits: Limits) -> FileRead:
+def _read_detected(path: Path, found: Detected, catalog: Path | None, limits: Limits,
+                   known: frozenset[str] | None = None) -> FileRead:
     fmt = found.format
     if fmt in ("xlsx", "xlsm", "xls"):
         from trialkit.importers.excel import read_excel
 
-        return read_excel(path, fmt, strict=found.strict, limits=limits)
+        return read_excel(path, fmt, strict=found.strict, limits=limits, known=known)
     if fmt == "spreadsheetml":
         from trialkit.importers.spreadsheetml import read_spreadsheetml
 
-        return read_spreadsheetml(path, limits=limits)
+        return read_spreadsheetml(path, limits=limits, known=known)
     if fmt in DATASET_FORMATS or fmt == "sas7bcat":
         from trialkit.importers.stats import read_dataset
 
@@ -81,7 +86,7 @@ def _read_detected(path: Path, found: Detected, catalog: Path | None, limits: Li
     if fmt == "csv":
         from trialkit.importers.csvfile import read_csv
 
-        return read_csv(path, limits=limits)
+        return read_csv(path, limits=limits, known=known)
     result = FileRead(path=str(path), format=fmt)
     messages = {
         "empty": ("IMP-FILE-EMPTY", "the file is empty (0 bytes); upload the filled file again"),
@@ -174,8 +179,9 @@ def import_files(paths: list[str | Path], study: Any, *, site: str | None = None
     paths = [Path(p) for p in paths]
     catalogs = {p.resolve() for p in paths if p.suffix.lower() == ".sas7bcat"}
     parts: dict[str, list[FormData]] = {}
+    known = known_headers(study)
     for path in paths:
-        read = read_file(path, limits=limits)
+        read = read_file(path, limits=limits, known=known)
         try:
             input_file = InputFile.from_path(path, format=read.format)
         except OSError:

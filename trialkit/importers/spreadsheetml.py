@@ -19,6 +19,7 @@ from defusedxml import ElementTree as SafeET
 
 from trialkit.importers.detect import FileRead
 from trialkit.importers.excel import rows_to_table
+from trialkit.importers.header import offset_finding
 from trialkit.importers.limits import Limits, file_size_finding, limit_finding, xml_prolog_problem
 
 SS = "urn:schemas-microsoft-com:office:spreadsheet"
@@ -32,7 +33,8 @@ def _attr(element: Any, name: str) -> str | None:
     return element.get(f"{{{SS}}}{name}", element.get(name))
 
 
-def read_spreadsheetml(path: str | Path, *, limits: Limits | None = None) -> FileRead:
+def read_spreadsheetml(path: str | Path, *, limits: Limits | None = None,
+                       known: frozenset[str] | None = None) -> FileRead:
     """Read every worksheet of a SpreadsheetML 2003 file into raw tables.
 
     A DOCTYPE/ENTITY declaration (entity bombs, external entities) is refused with one ``file``
@@ -123,7 +125,9 @@ def read_spreadsheetml(path: str | Path, *, limits: Limits | None = None) -> Fil
                                                      "Split the upload.", sheet=name))
                 result.tables.clear()
                 return result
-        raw = rows_to_table(name, rows, errors)
+        raw = rows_to_table(name, rows, errors, known=known)
+        if raw.notes and raw.header_row is not None:
+            result.findings.append(offset_finding(str(path), name, raw.header_row, len(raw.notes)))
         options = next((c for c in sheet if _local(c.tag) == "WorksheetOptions"), None)
         if options is not None:
             visible = next((c for c in options if _local(c.tag) == "Visible"), None)
