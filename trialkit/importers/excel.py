@@ -14,7 +14,9 @@ number the site sees.
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,14 @@ from trialkit.importers.limits import (
     longest_text_run,
     preflight_ooxml,
 )
+from trialkit.importers.sheetscan import (
+    ScanError,
+    ScanLimit,
+    check_extent,
+    scan_ods,
+    scan_xlsb_sheet,
+    xlsb_sheets,
+)
 
 # Module defaults kept for callers that import them; the enforced values come from ``Limits``.
 MAX_FILE_BYTES = Limits().max_file_bytes
@@ -51,11 +61,14 @@ _ATTR = re.compile(rb"([\w:]+)\s*=\s*[\"']([^\"']*)[\"']")
 
 
 def read_excel(path: str | Path, fmt: str, *, strict: bool = False, limits: Limits | None = None,
-               known: frozenset[str] | None = None) -> FileRead:
+               known: frozenset[str] | None = None, biff: str | None = None) -> FileRead:
     """Read every sheet of a workbook; problems become ``file`` findings on the result.
 
-    xlsx/xlsm first pass :func:`~trialkit.importers.limits.preflight_ooxml` (zip bomb, entities,
-    dimension claims); a refusal is one ``file`` error and calamine never opens the file.
+    xlsx/xlsm/xlsb/ods first pass :func:`~trialkit.importers.limits.preflight_ooxml` (zip bomb,
+    entities, dimension claims) and a streaming scan of their sheet parts (error cells, the extent of
+    the used cells: :mod:`trialkit.importers.sheetscan`); a refusal is one ``file`` error and
+    calamine never opens the file. calamine is told the format found by content, whatever the file
+    is named.
     """
     import python_calamine as pc
 
@@ -65,7 +78,7 @@ def read_excel(path: str | Path, fmt: str, *, strict: bool = False, limits: Limi
     if too_large is not None:
         result.findings.append(too_large)
         return result
-    if fmt in ("xlsx", "xlsm"):
+    if fmt in ("xlsx", "xlsm", "xlsb", "ods"):
         checked = preflight_ooxml(path, limits)
         result.findings.extend(checked)
         if any(f.severity == Severity.ERROR for f in checked):
@@ -76,28 +89,41 @@ def read_excel(path: str | Path, fmt: str, *, strict: bool = False, limits: Limi
                     severity=Severity.INFO)
     error_cells: dict[str, list[tuple[int, int, str, str]]] = {}
     runs: dict[str, int] = {}  # longest text run per sheet (and "" for shared strings)
-    if fmt in ("xlsx", "xlsm"):
-        try:
-            result.date_system, error_cells = _scan_ooxml(Path(path), limits, runs)
-        except _TooLarge as exc:
-            result.findings.append(limit_finding(
-                path, "IMP-LIMIT-UNCOMPRESSED", limits, "max_uncompressed_bytes", exc.args[1],
-                str(exc.args[0]), "Check that this is the intended workbook; open it in Excel, save it "
-                "again and upload the new file."))
-            return result
-        except (zipfile.BadZipFile, OSError, KeyError) as exc:
-            result.fail("IMP-FILE-CORRUPT", f"{path}: the workbook package is damaged ({exc}); open it in "
-                        "Excel, save it again and upload the new file")
-            return result
     try:
-        workbook = pc.CalamineWorkbook.from_path(str(path))
+        if fmt in ("xlsx", "xlsm"):
+            result.date_system, error_cells = _scan_ooxml(Path(path), limits, runs)
+        elif fmt in ("xlsb", "ods"):
+            result.date_system, error_cells = _scan_package(Path(path), fmt, limits, result)
+    except _TooLarge as exc:
+        result.findings.append(limit_finding(
+            path, "IMP-LIMIT-UNCOMPRESSED", limits, "max_uncompressed_bytes", exc.args[1],
+            str(exc.args[0]), "Check that this is the intended workbook; open it in Excel, save it "
+            "again and upload the new file."))
+        return result
+    except ScanLimit as exc:
+        limit, measured, what = exc.args
+        result.findings.append(limit_finding(path, _LIMIT_CODES[limit], limits, limit, measured, what,
+                                             _EXTENT_REMEDY))
+        return result
+    except (zipfile.BadZipFile, OSError, KeyError) as exc:
+        result.fail("IMP-FILE-CORRUPT", f"{path}: the workbook package is damaged ({exc}); open it in "
+                    "Excel, save it again and upload the new file")
+        return result
+    try:
+        workbook = open_workbook(Path(path), fmt)
     except pc.PasswordError:
         result.fail("IMP-FILE-PASSWORD", f"{path}: password protected: remove the password in Excel "
                     "(File > Info > Protect Workbook) and upload again")
         return result
     except Exception as exc:  # calamine raises several error types for damaged files
-        result.fail("IMP-FILE-CORRUPT", f"{path}: the workbook cannot be read ({type(exc).__name__}: "
-                    f"{exc}); open it in Excel, save it again as .xlsx and upload the new file")
+        if biff == "BIFF5":
+            result.fail("IMP-XLS-OLD", f"{path}: an Excel 5.0/95 workbook (BIFF5), an .xls format from before "
+                        f"Excel 97, that cannot be read ({type(exc).__name__}: {exc}); open it in Excel or "
+                        "LibreOffice, save it as .xlsx and upload that")
+            return result
+        result.fail("IMP-FILE-CORRUPT", f"{path}: the {_FORMAT_NAMES.get(fmt, fmt)} workbook cannot be read "
+                    f"({type(exc).__name__}: {exc}); open it in Excel or LibreOffice, save it again as .xlsx "
+                    "and upload the new file")
         return result
     with workbook:
         cells = 0
@@ -238,6 +264,73 @@ def _long_string_finding(path: str | Path, sheet: str, rows: list[list[Any]], li
     return limit_finding(path, "IMP-LIMIT-STRING", limits, "max_string_length", length,
                          f"cell {sheet}!{ref} holds {length:,} characters of text",
                          f"Shorten the text in {sheet}!{ref} (a CRF field is never this long).", sheet=sheet)
+
+
+_FORMAT_NAMES = {"xlsx": "Excel (xlsx)", "xlsm": "Excel (xlsm)", "xlsb": "Excel binary (xlsb)",
+                 "ods": "OpenDocument (ods)", "xls": "Excel 97-2003 (xls)"}
+_EXTENSIONS = {"xlsx": ".xlsx", "xlsm": ".xlsm", "xlsb": ".xlsb", "ods": ".ods", "xls": ".xls"}
+_LIMIT_CODES = {"max_columns": "IMP-LIMIT-COLUMNS", "max_rows": "IMP-LIMIT-ROWS", "max_cells": "IMP-LIMIT-CELLS",
+                "max_uncompressed_bytes": "IMP-LIMIT-UNCOMPRESSED"}
+_EXTENT_REMEDY = ("A cell far beyond the data makes the sheet that large: delete the unused rows and columns "
+                  "after the data (select them, Delete), save and upload again.")
+
+
+def open_workbook(path: Path, fmt: str) -> Any:
+    """A python-calamine workbook read as ``fmt`` (found by content), whatever ``path`` is named.
+
+    calamine picks its reader by the file extension; a file whose name says otherwise is opened
+    through a symbolic link with the right extension in a private temporary folder.
+    """
+    import python_calamine as pc
+
+    extension = _EXTENSIONS.get(fmt)
+    if extension is None or path.suffix == extension:
+        return pc.CalamineWorkbook.from_path(str(path))
+    with tempfile.TemporaryDirectory(prefix="trialkit-") as folder:
+        link = Path(folder) / f"upload{extension}"
+        try:
+            os.symlink(path.resolve(), link)
+        except OSError:  # no symbolic links here: calamine tries each reader on the bytes
+            with open(path, "rb") as handle:
+                return pc.CalamineWorkbook.from_filelike(handle)
+        return pc.CalamineWorkbook.from_path(str(link))
+
+
+def _scan_package(path: Path, fmt: str, limits: Limits, result: FileRead,
+                  ) -> tuple[int, dict[str, list[tuple[int, int, str, str]]]]:
+    """Date system and error cells of an xlsb or ods workbook; sheets over a limit raise ScanLimit.
+
+    A part that cannot be scanned leaves the error cells unverified: a warning says so and asks
+    for an xlsx (calamine reads an error cell as blank in every format).
+    """
+    budget = [limits.max_uncompressed_bytes]
+    errors: dict[str, list[tuple[int, int, str, str]]] = {}
+    date_system = 1900
+    with zipfile.ZipFile(path) as archive:
+        infos = {info.filename.replace("\\", "/").lstrip("/"): info for info in archive.infolist()}
+        try:
+            if fmt == "xlsb":
+                date_system, sheets = xlsb_sheets(archive, infos, budget)
+                for name, part in sheets:
+                    scan = scan_xlsb_sheet(archive, infos[part], budget)
+                    check_extent(name, scan, limits)
+                    if scan.errors:
+                        errors[name] = scan.errors
+            else:
+                content = next((infos[n] for n in infos if n.lower() == "content.xml"), None)
+                if content is None:
+                    raise ScanError("no content.xml")
+                for name, scan in scan_ods(archive, content, budget, limits).items():
+                    check_extent(name, scan, limits)
+                    if scan.errors:
+                        errors[name] = scan.errors
+        except ScanError as exc:
+            result.fail("IMP-ERRORS-UNVERIFIED", f"{path}: the {_FORMAT_NAMES[fmt]} sheets could not be checked "
+                        f"for Excel error cells ({exc}): an error cell (#N/A, #DIV/0!) would be read as an "
+                        "empty cell. Save the workbook as .xlsx and upload that instead",
+                        severity=Severity.WARNING)
+            return date_system, {}
+    return date_system, errors
 
 
 class _TooLarge(Exception):

@@ -22,7 +22,15 @@ from typing import Any
 
 from trialkit.findings import Category, Finding, InputFile, Severity
 from trialkit.importers.base import FormData, ImportResult
-from trialkit.importers.detect import DATASET_FORMATS, Detected, FileRead, RawTable, detect
+from trialkit.importers.detect import (
+    CALAMINE_FORMATS,
+    DATASET_FORMATS,
+    WORKBOOK_FORMATS,
+    Detected,
+    FileRead,
+    RawTable,
+    detect,
+)
 from trialkit.importers.header import known_headers
 from trialkit.importers.limits import Limits, file_size_finding
 from trialkit.importers.normalise import Context, match_columns, normalise_table
@@ -71,9 +79,20 @@ def read_table(path: str | Path) -> list[RawTable]:
 def _read_detected(path: Path, found: Detected, catalog: Path | None, limits: Limits,
                    known: frozenset[str] | None = None) -> FileRead:
     fmt = found.format
-    if fmt in ("xlsx", "xlsm", "xls"):
+    if fmt == "xls" and found.detail in ("BIFF2", "BIFF3", "BIFF4"):
+        result = FileRead(path=str(path), format=fmt, extra={"biff": found.detail})
+        version = {"BIFF2": "Excel 2.x", "BIFF3": "Excel 3.0", "BIFF4": "Excel 4.0"}[found.detail]
+        result.fail("IMP-XLS-OLD", f"{path}: an {version} worksheet ({found.detail}), an .xls format from before "
+                    "Excel 95 that trialkit does not read; open it in Excel or LibreOffice, save it as .xlsx "
+                    "and upload that")
+        return result
+    if fmt in CALAMINE_FORMATS:
         from trialkit.importers.excel import read_excel
 
+        if fmt == "xls" and found.detail == "BIFF5":
+            read = read_excel(path, fmt, limits=limits, known=known, biff="BIFF5")
+            read.extra["biff"] = "BIFF5"
+            return read
         return read_excel(path, fmt, strict=found.strict, limits=limits, known=known)
     if fmt == "spreadsheetml":
         from trialkit.importers.spreadsheetml import read_spreadsheetml
@@ -101,8 +120,8 @@ def _read_detected(path: Path, found: Detected, catalog: Path | None, limits: Li
                 "workbook itself (.xlsx)"),
         "ole2": ("IMP-FILE-FORMAT", f"is an Office file but not an Excel workbook ({found.detail}); upload "
                  "the workbook itself"),
-        "binary": ("IMP-FILE-FORMAT", "is not a format trialkit reads (xlsx, xlsm, xls, SpreadsheetML, "
-                   "sas7bdat, xpt, sav, zsav, dta, csv); export the data in one of these"),
+        "binary": ("IMP-FILE-FORMAT", "is not a format trialkit reads (xlsx, xlsm, xlsb, ods, xls, "
+                   "SpreadsheetML, sas7bdat, xpt, sav, zsav, por, dta, csv); export the data in one of these"),
     }
     code, message = messages.get(fmt, ("IMP-FILE-FORMAT", "is not a format trialkit reads"))
     result.fail(code, f"{path}: {message}")
@@ -141,7 +160,7 @@ def match_dataset(table: RawTable, path: Path, study: Any) -> str | None:
 
 
 def _stamp_findings(read: FileRead, study: Any) -> list[Finding]:
-    if read.format not in ("xlsx", "xlsm", "xls"):
+    if read.format not in CALAMINE_FORMATS:
         return []
     if read.stamp is None:
         return [Finding(code="IMP-TEMPLATE-STAMP", severity=Severity.WARNING, category=Category.STRUCTURE,
@@ -192,10 +211,10 @@ def import_files(paths: list[str | Path], study: Any, *, site: str | None = None
         facts: dict[str, Any] = {"path": str(path), "format": read.format, "encoding": read.encoding,
                                  "sha256": input_file.sha256, "size": input_file.size, "tables": []}
         facts.update({k: v for k, v in read.extra.items() if isinstance(v, (str, int, list))})
-        if read.format in ("xlsx", "xlsm", "xls", "spreadsheetml"):
+        workbook = read.format in WORKBOOK_FORMATS
+        if workbook:
             facts["date_system"] = read.date_system
             facts["stamp"] = read.stamp
-        workbook = read.format in ("xlsx", "xlsm", "xls", "spreadsheetml")
         data_tables = []
         for table in read.tables:
             info = {"name": table.name, "kind": table.kind, "hidden": table.hidden,

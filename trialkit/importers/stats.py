@@ -1,4 +1,4 @@
-"""Read SAS (sas7bdat, XPT v5/v8), SPSS (sav/zsav) and Stata (dta) datasets with pyreadstat.
+"""Read SAS (sas7bdat, XPT v5/v8), SPSS (sav/zsav/por) and Stata (dta) datasets with pyreadstat.
 
 pyreadstat is used, not pandas: pandas keeps deleted sas7bdat rows, silently drops rows of some XPT
 files and cannot read XPT v8 (``LIBRARIES.md``). Known failures become findings:
@@ -58,6 +58,8 @@ def read_dataset(path: str | Path, fmt: str, *, catalog: Path | None = None) -> 
     elif fmt in ("sav", "zsav"):
         reader = pyreadstat.read_sav
         kwargs["user_missing"] = True
+    elif fmt == "por":
+        reader = pyreadstat.read_por
     elif fmt == "dta":
         reader = pyreadstat.read_dta
         kwargs["user_missing"] = True
@@ -121,7 +123,7 @@ def read_dataset(path: str | Path, fmt: str, *, catalog: Path | None = None) -> 
 
 
 _NAMES = {"sas7bdat": "SAS dataset (sas7bdat)", "xpt5": "SAS transport (XPT v5)", "xpt8": "SAS transport (XPT v8)",
-          "sav": "SPSS (sav)", "zsav": "SPSS (zsav)", "dta": "Stata (dta)"}
+          "sav": "SPSS (sav)", "zsav": "SPSS (zsav)", "por": "SPSS portable (por)", "dta": "Stata (dta)"}
 
 
 def _read_catalog(path: Path, result: FileRead) -> FileRead:
