@@ -108,6 +108,7 @@ class RawTable:
     value_labels: dict[str, dict[Any, str]] = field(default_factory=dict)
     blank_columns: set[str] = field(default_factory=set)
     notes: list[tuple[int, list[str]]] = field(default_factory=list)
+    bad_dates: list[tuple[int, str, str]] = field(default_factory=list)  # (record, column, date as text)
 
     @property
     def rows(self) -> int:

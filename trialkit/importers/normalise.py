@@ -48,6 +48,7 @@ _SUPERSCRIPTS = str.maketrans({"⁰": "0", "¹": "1", "²": "2", "³": "3", "⁴
                                "⁷": "7", "⁸": "8", "⁹": "9", "µ": "u", "μ": "u", "×": "x"})
 _SUP_RUN = re.compile(r"(?<=10)([⁰¹²³⁴⁵⁶⁷⁸⁹]+)")
 _DATE_TEXT = re.compile(r"^(\d{1,4})([./-])(\d{1,2})\2(\d{1,4})$")
+DATE_RANGE = "1678-01-01 to 2261-12-31"  # what a nanosecond timestamp holds
 EXPECTED = {"int": "a whole number", "num": "a number", "date": "a date", "pdate": "a partial date "
             "(YYYY, YYYY-MM or YYYY-MM-DD)", "char": "text", "yn": "Y or N"}
 
@@ -485,6 +486,11 @@ class _Distinct:
         if mask.any():
             self.events.append(("type", var, self._mask(mask), text, None, why))
 
+    def range_errors(self, var: Any, mask: pd.Series, text: pd.Series) -> None:
+        """Dates outside 1678-2261: one ``IMP-DATE-RANGE`` error per cell."""
+        if mask.any():
+            self.events.append(("range", var, self._mask(mask), text, None, ""))
+
     def cells(self, distinct: pd.Series, index: pd.Index) -> pd.Series:
         """A per-distinct-value series broadcast to the cells."""
         return pd.Series(distinct.array.take(self.codes), index=index, dtype=distinct.dtype)
@@ -503,6 +509,18 @@ class _Distinct:
                 values_text = np.empty(len(mask), dtype=object)
                 values_text[chosen] = _value_texts(value.iloc[chosen])
                 _log_change(ctx, var, rows, positions, originals[of_cell], values_text[of_cell], extra, form)
+                continue
+            if kind == "range":
+                for pos, code in zip(positions, of_cell, strict=True):
+                    typed = original.iat[code]
+                    ctx.findings.append(Finding(
+                        code="IMP-DATE-RANGE", severity=Severity.ERROR, category=Category.TYPE,
+                        message=f"{var.name}: {typed!r} is outside the dates trialkit can hold ({DATE_RANGE})"
+                                + (" as an Excel date number" if typed.isdigit() else "")
+                                + "; check the year and correct the value in the file",
+                        variable=var.name, value=typed, expected=f"a date from {DATE_RANGE}", file=ctx.file,
+                        sheet=ctx.sheet, form=form, row=int(rows[pos]), site=_at(sites, pos),
+                        subject=_at(subjects, pos)))
                 continue
             for pos, code in zip(positions, of_cell, strict=True):
                 typed = original.iat[code]
@@ -691,7 +709,9 @@ def _dates(var: Any, native: pd.Series, text: pd.Series, live: pd.Series, sites:
         is_num = kinds.isin([float, int]) & live
         if is_num.any() and table.kind == "sheet":
             serial = native[is_num].astype(float)
-            ok = (serial > 0) & (serial < 2958466) & (serial % 1 == 0)
+            # Serials past 2261-12-31 (what a nanosecond timestamp holds) are left for the
+            # out-of-range finding below, never allowed to overflow (and lose the sheet).
+            ok = (serial > 0) & (serial <= _SERIAL_LAST[ctx.date_system]) & (serial % 1 == 0)
             epoch = EXCEL_EPOCH[ctx.date_system]
             days = pd.to_timedelta(serial.where(ok), unit="D")
             value[is_num] = (epoch + days).astype("datetime64[ns]")
@@ -709,7 +729,28 @@ def _dates(var: Any, native: pd.Series, text: pd.Series, live: pd.Series, sites:
         bad = rest & value.isna()
         if (bad & no_site).any():
             why = " (a date typed as text needs the site's date order: give --site or fill SITEID)"
+    if bad.any():
+        far = bad & _out_of_range(native, text, table.kind == "sheet", ctx.date_system)
+        if far.any():
+            log.range_errors(var, far, text)
+            bad &= ~far
     return value, bad, why
+
+
+_SERIAL_LAST = {1900: 132219, 1904: 130757}  # the Excel date number of 2261-12-31 in each date system
+_FAR_TEXT = re.compile(r"^\s*[+-]?(\d{4,})-\d{1,2}-\d{1,2}(?:[ T].*)?$|^\s*\d{1,2}[./-]\d{1,2}[./-](\d{4,})\s*$")
+
+
+def _out_of_range(native: pd.Series, text: pd.Series, sheet: bool, date_system: int) -> pd.Series:
+    """Distinct values that are dates outside 1678-2261: date cells, Excel date numbers (sheets), or
+    text dates (also those a dataset reader wrote for days it could not convert, ``199107-04-26``)."""
+    parts = text.str.extract(_FAR_TEXT)
+    year = pd.to_numeric(parts[0].fillna(parts[1]), errors="coerce")
+    far = ((year < 1678) | (year > 2261)).fillna(False).astype(bool)
+    if sheet and native.dtype == object:
+        numbers = pd.to_numeric(native.where(native.map(type).isin([float, int]), None), errors="coerce")
+        far |= ((numbers > _SERIAL_LAST[date_system]) & (numbers % 1 == 0)).fillna(False).astype(bool)
+    return far
 
 
 _PDATE_ISO = re.compile(r"^(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?$")

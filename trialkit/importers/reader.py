@@ -181,6 +181,16 @@ def _stamp_findings(read: FileRead, study: Any) -> list[Finding]:
     return []
 
 
+def _bad_date_findings(table: RawTable, path: Path, imported: set[str], form: str | None = None) -> list[Finding]:
+    """Dates a dataset holds outside 1678-2261 in columns that are not imported (the normaliser
+    reports those of imported columns, with the subject)."""
+    return [Finding(code="IMP-DATE-RANGE", severity=Severity.ERROR, category=Category.TYPE,
+                    message=f"{column} (not imported): {text!r} is outside the dates trialkit can hold "
+                            "(1678-01-01 to 2261-12-31); check the year and correct the value in the file",
+                    variable=column, value=text, file=str(path), sheet=table.name, row=row, form=form)
+            for row, column, text in table.bad_dates if column not in imported]
+
+
 def import_files(paths: list[str | Path], study: Any, *, site: str | None = None,
                  form: str | None = None, limits: Limits | None = None) -> ImportResult:
     """Import uploads into forms (see the module docstring); never raises for a bad file.
@@ -257,6 +267,7 @@ def import_files(paths: list[str | Path], study: Any, *, site: str | None = None
                         message=f"cell {ref} holds the Excel error {text}: a formula failed; type the value "
                                 "itself", value=text, file=str(path), sheet=table.name, row=row,
                         variable=column))
+                findings.extend(_bad_date_findings(table, path, set()))
                 continue
             mapping, _, _ = match_columns(table.columns, study.forms[code])
             info["matched_columns"] = len(mapping)
@@ -279,6 +290,7 @@ def import_files(paths: list[str | Path], study: Any, *, site: str | None = None
                         code="IMP-EXCEL-ERROR", severity=Severity.ERROR, category=Category.TYPE,
                         message=f"cell {ref} (column {column!r}, not imported) holds the Excel error {text}",
                         value=text, file=str(path), sheet=table.name, row=row, form=code))
+            findings.extend(_bad_date_findings(table, path, set(mapping), code))
             parts.setdefault(code, []).append(form_data)
         if workbook and read.tables and not any(c for _, c, _ in data_tables) and read.stamp is not None:
             findings.append(Finding(code="IMP-NO-SHEETS", severity=Severity.ERROR, category=Category.FILE,
