@@ -18,6 +18,7 @@ import os
 import re
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from trialkit.importers.limits import (
 from trialkit.importers.sheetscan import (
     ScanError,
     ScanLimit,
+    SheetScan,
     check_extent,
     scan_ods,
     scan_xlsb_sheet,
@@ -134,7 +136,18 @@ def read_excel(path: str | Path, fmt: str, *, strict: bool = False, limits: Limi
             if meta.name == STAMP_SHEET:
                 result.stamp = _read_stamp(workbook, meta.name)
             try:
-                rows = workbook.get_sheet_by_name(meta.name).to_python(skip_empty_area=False)
+                sheet = workbook.get_sheet_by_name(meta.name)
+                end = sheet.end
+                if end is not None and _over(SheetScan(rows=end[0] + 1, columns=end[1] + 1), limits):
+                    # calamine holds the cells; rows of Python lists from A1 would be far larger.
+                    check_extent(meta.name, SheetScan(rows=end[0] + 1, columns=end[1] + 1), limits)
+                rows = sheet.to_python(skip_empty_area=False)
+            except ScanLimit as exc:
+                limit, measured, what = exc.args
+                result.findings.append(limit_finding(path, _LIMIT_CODES[limit], limits, limit, measured, what,
+                                                     _EXTENT_REMEDY, sheet=meta.name))
+                result.tables.clear()
+                return result
             except Exception as exc:
                 if sheet_type != "worksheet":
                     rows = []
@@ -382,7 +395,13 @@ def _scan_ooxml(path: Path, limits: Limits | None = None, runs: dict[str, int] |
             if part is None or part.lower() not in lower:
                 continue
             tracker = TextRuns() if runs is not None else None
-            found = _scan_errors(archive, infos[lower[part.lower()]], tracker, budget)
+            extent = _Extent()
+            found = _scan_errors(archive, infos[lower[part.lower()]], tracker, budget, extent)
+            if extent.exact or _over(extent, limits):
+                # The quick bound is over a limit (or cannot be had): count every cell as calamine
+                # places it before refusing (or accepting) the sheet.
+                exact = _exact_extent(archive, infos[lower[part.lower()]], budget)
+                check_extent(sheet_name, exact, limits)
             if tracker is not None:
                 runs[sheet_name] = tracker.longest
             if found:
@@ -406,12 +425,116 @@ def _unescape(text: str) -> str:
             .replace("&apos;", "'").replace("&amp;", "&"))
 
 
+# A cell whose reference is "narrow" (one letter, at most five digits: "A1" .. "Z99999") and a row
+# numbered below 100,000 need no look: whatever their order, they cannot make calamine allocate more
+# than 26 x 99,999 cells. Every other cell or row tag is read: a wide reference exactly; a cell or row
+# without a reference (calamine then counts positions) sends the sheet to the exact count.
+_NARROW_COLUMNS, _NARROW_ROWS = 26, 99_999
+_ODD_CELL = re.compile(rb"""<c (?!r=["'][A-Z]?\d{1,5}["'])""")
+_ODD_ROW = re.compile(rb"""<row (?!r=["']\d{1,5}["'])""")
+_REF_TAGS = re.compile(rb"<(/?)(?:\w+:)?(row|c)(?=[\s/>])([^>]*?)(/?)>")
+_REF_ATTR = re.compile(rb"""\sr\s*=\s*["']\s*([A-Za-z]*)(\d*)\s*["']""")
+_CELL_CLOSE = re.compile(rb"\s*</(?:\w+:)?c>")
+
+
+def _ref_number(letters: bytes, digits: bytes) -> tuple[int, int]:
+    """(row, column), 1-based, of a reference's letters and digits (absurd lengths clamp high)."""
+    column = _col_index(letters.upper()) + 1 if 0 < len(letters) <= 4 else (10**9 if letters else 0)
+    row = int(digits) if 0 < len(digits) <= 10 else (10**12 if digits else 0)
+    return row, column
+
+
+@dataclass
+class _Extent(SheetScan):
+    """A quick upper bound of a sheet's used range; ``exact`` asks for the full count."""
+
+    exact: bool = False
+    narrow: bool = False
+
+
+def _odd_tags(data: bytes, extent: _Extent) -> None:
+    """Widen ``extent`` with the cells and rows of ``data`` that are not narrow (see above)."""
+    if b"<c>" in data or b"<c/>" in data or b":c " in data or b":row " in data:
+        extent.exact = True  # cells without a reference, or prefixed tags: count them all
+        return
+    extent.narrow = extent.narrow or b"<c " in data
+    for pattern, kind in ((_ODD_CELL, b"c"), (_ODD_ROW, b"row")):
+        for match in pattern.finditer(data):
+            closing = data.find(b">", match.end())
+            if closing < 0:
+                continue  # cut by the block end: the next block starts with it again
+            ref = _REF_ATTR.search(data, match.end() - 1, closing)
+            if ref is None or not (ref.group(1) or ref.group(2)):
+                extent.exact = True  # no reference: calamine places it by counting
+                return
+            if data[closing - 1:closing] == b"/" or (kind == b"c" and _CELL_CLOSE.match(data, closing + 1)):
+                continue  # empty (formatting only): calamine keeps nothing of it
+            row, column = _ref_number(*ref.groups())
+            extent.rows = max(extent.rows, row)
+            extent.columns = max(extent.columns, column)
+
+
+def _over(extent: SheetScan, limits: Limits) -> bool:
+    return (extent.columns > limits.max_columns or extent.rows > limits.max_rows
+            or extent.rows * extent.columns > limits.max_cells)
+
+
+def _exact_extent(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: list[int]) -> SheetScan:
+    """Rows and columns from A1 to the farthest cell that holds something, counting as calamine does
+    (a reference when there is one, else the position after the previous cell or row)."""
+    extent = SheetScan()
+    row = column = 0  # 0-based position of the next cell
+    tail = b""
+    with archive.open(info) as stream:
+        while True:
+            block = stream.read(8 << 20)
+            budget[0] -= len(block)
+            if budget[0] < 0:
+                raise _TooLarge(f"part {info.filename} inflates past the uncompressed limit", info.file_size)
+            data = tail + block
+            cut = data.rfind(b"<") if block else len(data)
+            if cut < 0:
+                cut = 0
+            work, tail = data[:cut], data[cut:]
+            for match in _REF_TAGS.finditer(work):
+                closing, name, attrs, empty = match.groups()
+                if name == b"row":
+                    if closing:
+                        row, column = row + 1, 0
+                        continue
+                    ref = _REF_ATTR.search(attrs)
+                    if ref is not None and ref.group(2):
+                        row = _ref_number(b"", ref.group(2))[0] - 1
+                    column = 0
+                    if empty:
+                        row += 1
+                    continue
+                if closing:
+                    continue
+                ref = _REF_ATTR.search(attrs)
+                if ref is not None and (ref.group(1) or ref.group(2)):
+                    cell_row, cell_column = _ref_number(*ref.groups())
+                    at = (cell_row - 1, cell_column - 1)
+                else:
+                    at = (row, column)
+                column = at[1] + 1
+                holds = not empty and not work.startswith(b"</", match.end())
+                if holds:
+                    extent.rows = max(extent.rows, at[0] + 1)
+                    extent.columns = max(extent.columns, at[1] + 1)
+            if not block:
+                break
+    return extent
+
+
 def _scan_errors(archive: zipfile.ZipFile, info: zipfile.ZipInfo, runs: TextRuns | None = None,
-                 budget: list[int] | None = None) -> list[tuple[int, int, str, str]]:
+                 budget: list[int] | None = None, extent: _Extent | None = None) -> list[tuple[int, int, str, str]]:
     """Error cells of one worksheet part, streamed in blocks (a cell never spans > 64 KiB).
 
     ``runs`` tracks the longest text run on the way; ``budget`` (a one-item list) is the number of
     bytes still allowed to inflate, so a part that inflates past what the directory claimed stops.
+    ``extent`` (when given) receives a quick upper bound of the sheet's used range: narrow
+    references count as 26 columns x 99,999 rows, the others exactly (see :func:`_odd_tags`).
     """
     found: list[tuple[int, int, str, str]] = []
     tail = b""
@@ -427,6 +550,8 @@ def _scan_errors(archive: zipfile.ZipFile, info: zipfile.ZipInfo, runs: TextRuns
             if runs is not None and (b"inlineStr" in block or runs.longest or b"<is>" in block):
                 runs.feed(block)
             data = tail + block
+            if extent is not None and not extent.exact:
+                _odd_tags(data, extent)
             if b'"e"' not in data and b"'e'" not in data:
                 tail = data[-65536:]
                 continue
@@ -446,6 +571,9 @@ def _scan_errors(archive: zipfile.ZipFile, info: zipfile.ZipInfo, runs: TextRuns
                     found.append((row, col, cell, _unescape(text)))
                 last_end = cell_end + 4 if cell_end > 0 else match.end()
             tail = data[max(last_end, len(data) - 65536):]
+    if extent is not None and extent.narrow:
+        extent.rows = max(extent.rows, _NARROW_ROWS)
+        extent.columns = max(extent.columns, _NARROW_COLUMNS)
     # A block boundary can make a cell appear twice; keep one entry per cell.
     unique = {cell[2]: cell for cell in found}
     return sorted(unique.values())
