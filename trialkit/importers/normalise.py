@@ -195,6 +195,7 @@ def normalise_table(table: RawTable, form: Any, study: Any, ctx: Context) -> For
     sites = pd.Series(ctx.site, index=index, dtype="object")
     site_codes = _Codes.of(sites)
     subjects = None
+    censored: dict[str, pd.Series] = {}  # censor variables, filled from their censored variables
     for var in order:
         if var.derived or var.name not in source:
             data[var.name] = _empty_typed(var.type, n)
@@ -207,8 +208,14 @@ def normalise_table(table: RawTable, form: Any, study: Any, ctx: Context) -> For
         native = column.iloc[positions].reset_index(drop=True)
         distinct = _Distinct(cells.codes, sites.iloc[cells.first].reset_index(drop=True))
         text_raw_u = to_text(native)
-        value_u, reason_u = _convert(var, native, text_raw_u, study, ctx, distinct.sites, table, distinct, form)
+        censor: dict[str, pd.Series] = {}
+        value_u, reason_u = _convert(var, native, text_raw_u, study, ctx, distinct.sites, table, distinct, form,
+                                     censor)
         distinct.flush(ctx, rows, sites, subjects, form.code)
+        if var.censored and var.censor_var:
+            operators = censor.get("operators")
+            censored[var.censor_var] = (distinct.cells(operators.astype("str"), index) if operators is not None
+                                        else _empty_typed("char", n))
         text_raw = distinct.cells(text_raw_u, index)
         value = distinct.cells(value_u, index)
         reason = distinct.cells(reason_u, index) if reason_u.notna().any() else no_reason
@@ -246,6 +253,7 @@ def normalise_table(table: RawTable, form: Any, study: Any, ctx: Context) -> For
             site_codes = _Codes.of(sites)
         if var.name == "SUBJID":
             subjects = value
+    data.update(censored)
     _convert_units(form, study, data, raw, ctx, sites, rows, subjects)
     if form.code == "LB" or {"LBORRES", "LBORRESU", "LBTESTCD", "LBSTRESN"} <= set(data):
         _derive_lab(study, data, raw, ctx, rows, subjects, sites, form.code)
@@ -533,13 +541,21 @@ class _Distinct:
         self.events = []
 
 
+_CENSOR = re.compile(r"^\s*(<=|>=|=<|=>|≤|≥|<|>|＜|＞)\s*([+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?)\s*$")
+_CENSOR_OPERATORS = {"<": "<", "<=": "<=", "=<": "<=", "≤": "<=", "＜": "<", ">": ">", ">=": ">=", "=>": ">=",
+                     "≥": ">=", "＞": ">"}
+
+
 def _convert(var: Any, native: pd.Series, text_raw: pd.Series, study: Any, ctx: Context, sites: pd.Series,
-             table: RawTable, log: _Distinct, form: Any) -> tuple[pd.Series, pd.Series]:
+             table: RawTable, log: _Distinct, form: Any,
+             censor: dict[str, pd.Series] | None = None) -> tuple[pd.Series, pd.Series]:
     """Typed value and missing-value reason of each distinct (value, site) of one column.
 
     ``native``, ``text_raw`` and ``sites`` hold one entry per distinct value; changes and type
-    errors go to ``log``, which expands them to the cells.
+    errors go to ``log``, which expands them to the cells. For a censored variable, ``censor``
+    receives ``operators``: the censoring operator of each distinct value (NA when none).
     """
+    censor = {} if censor is None else censor
     index = native.index
     text = text_raw.str.strip()
     trimmed = (text != text_raw)
@@ -579,8 +595,17 @@ def _convert(var: Any, native: pd.Series, text_raw: pd.Series, study: Any, ctx: 
             number = fast.where(live)
             slow = live & number.isna()
             comma = pd.Series(False, index=index)
+            digits = text
+            if slow.any() and var.censored:
+                # A limit typed as "<1", "> 500", "≤0.3": the number is the limit, the operator
+                # goes to the censor variable (see trialkit.crf.var).
+                parts = text.where(slow, "").str.extract(_CENSOR)
+                limit = slow & parts[0].notna()
+                if limit.any():
+                    digits = text.where(~limit, parts[1])
+                    censor["operators"] = parts[0].map(_CENSOR_OPERATORS).where(limit)
             if slow.any():
-                candidate = text.where(slow, "")
+                candidate = digits.where(slow, "")
                 comma_sites = sites.map({k: v.decimal_mark == "," for k, v in study.sites.items()}).fillna(False)
                 comma = slow & comma_sites.astype(bool) & candidate.str.fullmatch(r"[+-]?\d*,\d+")
                 if comma.any():
@@ -590,6 +615,8 @@ def _convert(var: Any, native: pd.Series, text_raw: pd.Series, study: Any, ctx: 
                 number = number.where(~slow, parsed)
             if comma.any():
                 log.record(var.name, comma, text, number, "decimal-comma")
+            if "operators" in censor:
+                log.record(var.name, censor["operators"].notna() & number.notna(), text, number, "censored")
         bad = live & (number.isna() | ~np.isfinite(number.fillna(0)))
         if kind == "int":
             bad |= live & number.notna() & (number % 1 != 0)
