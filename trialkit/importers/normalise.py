@@ -161,11 +161,7 @@ def normalise_table(table: RawTable, form: Any, study: Any, ctx: Context) -> For
             ctx.findings.append(_structure("IMP-COLUMN-DERIVED", Severity.WARNING, f"column {var.name} is "
                                            "derived by trialkit; the uploaded values are ignored",
                                            variable=var.name, **where))
-        elif var.name not in present and not var.derived:
-            severity = Severity.ERROR if var.required else Severity.WARNING
-            ctx.findings.append(_structure("IMP-COLUMN-MISSING", severity, f"form {form.code} needs column "
-                                           f"{var.name} ({var.label}); it is missing: add it (use the current "
-                                           "template)", variable=var.name, expected=var.name, **where))
+    absent_columns = [var for var in form.variables if var.name not in present and not var.derived]
     used = {column: _Codes.of(table.values[column]) for column in mapping}
     dropped = _prefilled_rows(table, mapping, used)
     keep = None if dropped is None else np.flatnonzero(~dropped)
@@ -173,6 +169,13 @@ def normalise_table(table: RawTable, form: Any, study: Any, ctx: Context) -> For
         used = {column: codes.subset(keep) for column, codes in used.items()}
     n = len(table.values) if keep is None else len(keep)
     index = pd.RangeIndex(n)
+    for var in absent_columns:
+        # ONE finding for the column, with the number of records it leaves without a value.
+        severity = Severity.ERROR if var.required else Severity.WARNING
+        ctx.findings.append(_structure(
+            "IMP-COLUMN-MISSING", severity, f"form {form.code} needs column {var.name} ({var.label}); it is "
+            f"missing, so none of the {n} row(s) of sheet {ctx.sheet!r} has it: add the column and fill it "
+            "(use the current template)", variable=var.name, expected=var.name, evidence={"rows": n}, **where))
     rows = np.asarray(table.values.index, dtype="int64")
     if keep is not None:
         rows = rows[keep]
@@ -266,7 +269,7 @@ def normalise_table(table: RawTable, form: Any, study: Any, ctx: Context) -> For
     change_frame = pd.concat(changes, ignore_index=True) if changes else pd.DataFrame(columns=CHANGE_COLUMNS)
     ctx.changes = []
     return FormData(form=form.code, data=frame, raw=raw_frame, reasons=reason_frame, lineage=lineage,
-                    changes=change_frame)
+                    changes=change_frame, absent={var.name: np.ones(n, dtype=bool) for var in absent_columns})
 
 
 def _is_derived(form: Any, name: str) -> bool:
