@@ -54,7 +54,7 @@ class DM(Record):
 
     ICDAT: Date = var("Informed consent date", "date", required=True)
     BRTHYM: PDate = var(
-        "Birth year and month", "pdate", required=True, pdate_formats=("YYYY-MM",),
+        "Birth year and month", "pdate", required=True, pdate_formats=("YYYY-MM",), birth=True,
         description="Year and month only (YYYY-MM): a full birth date identifies a person.",
     )
     SEX: Char = var("Sex", "char", required=True, codelist=CL["SEX"])

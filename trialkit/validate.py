@@ -643,7 +643,11 @@ def validate(
     privacy = identifier_findings(study, import_result)
     if site is not None:
         privacy = [replace(f, site=site) for f in privacy]
-    findings = mask_identifiers(findings + privacy, privacy)
+    # A column refused for its header is one finding: the importer's finding on its values goes.
+    flagged = {(f.file, f.sheet, f.variable) for f in privacy if f.code == "PRIVACY-COLUMN"}
+    findings = [f for f in findings if not (f.category == Category.PRIVACY and f.evidence and "column" in f.evidence
+                                            and (f.file, f.sheet, f.evidence["column"]) in flagged)]
+    findings = mask_identifiers(findings + privacy, privacy, secrets=getattr(import_result, "secrets", None))
 
     findings.sort(key=_sort_key)
     report = Report(

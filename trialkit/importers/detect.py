@@ -109,6 +109,7 @@ class RawTable:
     blank_columns: set[str] = field(default_factory=set)
     notes: list[tuple[int, list[str]]] = field(default_factory=list)
     bad_dates: list[tuple[int, str, str]] = field(default_factory=list)  # (record, column, date as text)
+    comments: list[tuple[str, str]] = field(default_factory=list)  # cell comments: (cell ref, text)
 
     @property
     def rows(self) -> int:

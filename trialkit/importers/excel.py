@@ -91,9 +91,10 @@ def read_excel(path: str | Path, fmt: str, *, strict: bool = False, limits: Limi
                     severity=Severity.INFO)
     error_cells: dict[str, list[tuple[int, int, str, str]]] = {}
     runs: dict[str, int] = {}  # longest text run per sheet (and "" for shared strings)
+    comments: dict[str, list[tuple[str, str]]] = {}  # cell comments per sheet (xlsx)
     try:
         if fmt in ("xlsx", "xlsm"):
-            result.date_system, error_cells = _scan_ooxml(Path(path), limits, runs)
+            result.date_system, error_cells = _scan_ooxml(Path(path), limits, runs, comments)
         elif fmt in ("xlsb", "ods"):
             result.date_system, error_cells = _scan_package(Path(path), fmt, limits, result)
     except _TooLarge as exc:
@@ -173,6 +174,7 @@ def read_excel(path: str | Path, fmt: str, *, strict: bool = False, limits: Limi
                 result.findings.append(offset_finding(str(path), meta.name, table.header_row, len(table.notes)))
             table.visibility = visibility
             table.sheet_type = sheet_type
+            table.comments = comments.get(meta.name, [])
             result.tables.append(table)
     return result
 
@@ -351,11 +353,14 @@ class _TooLarge(Exception):
 
 
 def _scan_ooxml(path: Path, limits: Limits | None = None, runs: dict[str, int] | None = None,
+                comments: dict[str, list[tuple[str, str]]] | None = None,
                 ) -> tuple[int, dict[str, list[tuple[int, int, str, str]]]]:
     """Date system and the error cells of every worksheet, read from the package parts.
 
     ``runs`` (when given) receives the longest text run per sheet name and, under ``""``, of the
-    shared strings: a cell can only exceed ``max_string_length`` where a run does.
+    shared strings: a cell can only exceed ``max_string_length`` where a run does. ``comments``
+    (when given) receives each sheet's cell comments ``(ref, text)``, legacy and threaded, read
+    within the same inflation budget.
     """
     limits = limits or Limits.from_env()
     budget = [limits.max_uncompressed_bytes]  # bytes still allowed to be inflated (lying directories)
@@ -406,7 +411,46 @@ def _scan_ooxml(path: Path, limits: Limits | None = None, runs: dict[str, int] |
                 runs[sheet_name] = tracker.longest
             if found:
                 errors[sheet_name] = found
+            if comments is not None:
+                notes = _sheet_comments(archive, infos, lower, lower[part.lower()], budget)
+                if notes:
+                    comments[sheet_name] = notes
         return date_system, errors
+
+
+_COMMENT = re.compile(rb"<(?:\w+:)?(?:threadedComment|comment)\s[^>]*?\bref\s*=\s*[\"']([A-Za-z]+\d+)[\"'][^>]*>"
+                      rb"(.*?)</(?:\w+:)?(?:threadedComment|comment)>", re.S)
+_COMMENT_TEXT = re.compile(rb"<(?:\w+:)?(?:t|text)(?:\s[^>]*)?>([^<]*)</(?:\w+:)?(?:t|text)>")
+
+
+def _sheet_comments(archive: zipfile.ZipFile, infos: dict[str, zipfile.ZipInfo], lower: dict[str, str], part: str,
+                    budget: list[int]) -> list[tuple[str, str]]:
+    """``(cell ref, text)`` of the comments (legacy ``xl/comments*.xml`` and threaded) of one sheet."""
+    folder, _, name = part.rpartition("/")
+    rels = lower.get(f"{folder}/_rels/{name}.rels".lower())
+    if rels is None:
+        return []
+    out: list[tuple[str, str]] = []
+    for tag in _REL_TAG.findall(archive.read(infos[rels])[:1 << 20]):
+        attrs = dict(_ATTR.findall(tag))
+        kind = attrs.get(b"Type", b"").rsplit(b"/", 1)[-1].lower()
+        if kind not in (b"comments", b"threadedcomment") or b"Target" not in attrs:
+            continue
+        target = attrs[b"Target"].decode("utf-8", "replace").replace("\\", "/")
+        target = target.lstrip("/") if target.startswith("/") else _normpath(f"{folder}/{target}")
+        info = infos.get(lower.get(target.lower(), ""))
+        if info is None:
+            continue
+        budget[0] -= info.file_size
+        if budget[0] < 0:
+            raise _TooLarge(f"part {info.filename} inflates past the uncompressed limit", info.file_size)
+        with archive.open(info) as stream:
+            data = stream.read(info.file_size + 1)
+        for ref, body in _COMMENT.findall(data):
+            text = _unescape(b" ".join(_COMMENT_TEXT.findall(body)).decode("utf-8", "replace"))
+            if text.strip():
+                out.append((ref.decode(), text))
+    return out
 
 
 def _normpath(target: str) -> str:

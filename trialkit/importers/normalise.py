@@ -42,6 +42,7 @@ from trialkit.findings import Category, Finding, Severity
 from trialkit.importers.base import CHANGE_COLUMNS, LINEAGE_COLUMNS, FormData
 from trialkit.importers.detect import RawTable
 from trialkit.importers.header import header_key
+from trialkit.privacy import column_finding, is_free_text, scan_values
 
 EXCEL_EPOCH = {1900: pd.Timestamp("1899-12-30"), 1904: pd.Timestamp("1904-01-01")}
 _SUPERSCRIPTS = str.maketrans({"⁰": "0", "¹": "1", "²": "2", "³": "3", "⁴": "4", "⁵": "5", "⁶": "6",
@@ -70,6 +71,7 @@ class Context:
     site: str | None = None
     findings: list[Finding] = field(default_factory=list)
     changes: list[pd.DataFrame] = field(default_factory=list)
+    secrets: dict[str, str] = field(default_factory=dict)  # identifiers found → their masks
 
 
 def match_columns(columns: list[str], form: Any) -> tuple[dict[str, str], list[Finding], list[str]]:
@@ -215,6 +217,8 @@ def normalise_table(table: RawTable, form: Any, study: Any, ctx: Context) -> For
         value_u, reason_u = _convert(var, native, text_raw_u, study, ctx, distinct.sites, table, distinct, form,
                                      censor)
         distinct.flush(ctx, rows, sites, subjects, form.code)
+        if not is_free_text(var):  # free text is checked cell by cell at validation
+            _identifiers(var, text_raw_u, value_u, reason_u, study, distinct.codes, rows, ctx, form.code)
         if var.censored and var.censor_var:
             operators = censor.get("operators")
             censored[var.censor_var] = (distinct.cells(operators.astype("str"), index) if operators is not None
@@ -270,6 +274,30 @@ def normalise_table(table: RawTable, form: Any, study: Any, ctx: Context) -> For
     ctx.changes = []
     return FormData(form=form.code, data=frame, raw=raw_frame, reasons=reason_frame, lineage=lineage,
                     changes=change_frame, absent={var.name: np.ones(n, dtype=bool) for var in absent_columns})
+
+
+def _identifiers(var: Any, text: pd.Series, value: pd.Series, reason: pd.Series, study: Any, codes: np.ndarray,
+                 rows: np.ndarray, ctx: Context, form: str) -> None:
+    """A privacy error for a CRF column holding a direct identifier where its type allows none: any
+    value of SUBJID-like text, or a value that is not what the variable takes (a codelist code, a
+    number, a date). Judged on the distinct values; one finding for the column."""
+    filled = text.str.strip().ne("") & reason.isna()
+    if var.type == "char" and not var.codelist:
+        suspicious = filled
+    elif var.type == "char":
+        suspicious = filled & ~value.isin(study.codelists[var.codelist].codes)
+    else:
+        suspicious = filled & value.isna()
+    if not suspicious.any():
+        return
+    hits = scan_values(text[suspicious], crf=True)
+    if hits is None:
+        return
+    in_hits = np.isin(codes, hits.positions)
+    ctx.findings.append(column_finding(hits, column=var.name, row=int(rows[int(np.argmax(in_hits))]),
+                                       cells=int(in_hits.sum()), file=ctx.file, sheet=ctx.sheet, form=form,
+                                       in_form=True))
+    ctx.secrets.update(dict(hits.secrets))
 
 
 def _is_derived(form: Any, name: str) -> bool:

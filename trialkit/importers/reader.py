@@ -16,9 +16,13 @@ remedy. Example::
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import pandas as pd
 
 from trialkit.findings import Category, Finding, InputFile, Severity
 from trialkit.importers.base import FormData, ImportResult
@@ -33,7 +37,18 @@ from trialkit.importers.detect import (
 )
 from trialkit.importers.header import known_headers
 from trialkit.importers.limits import Limits, file_size_finding
-from trialkit.importers.normalise import Context, match_columns, normalise_table
+from trialkit.importers.normalise import Context, match_columns, normalise_table, to_text
+from trialkit.privacy import (
+    COMMENT,
+    VALUE,
+    ValueHits,
+    column_finding,
+    mask_date,
+    mask_identifiers,
+    scan_values,
+    text_finding,
+)
+from trialkit.privacy import _value_hits as value_hits
 
 KNOWN_SHEETS = {"_trialkit", "_codelists", "instructions"}
 
@@ -209,6 +224,7 @@ def import_files(paths: list[str | Path], study: Any, *, site: str | None = None
     catalogs = {p.resolve() for p in paths if p.suffix.lower() == ".sas7bcat"}
     parts: dict[str, list[FormData]] = {}
     known = known_headers(study)
+    secrets: dict[str, str] = {}  # identifiers found (→ their masks), never shown in any finding
     for path in paths:
         read = read_file(path, limits=limits, known=known)
         try:
@@ -268,6 +284,7 @@ def import_files(paths: list[str | Path], study: Any, *, site: str | None = None
                                 "itself", value=text, file=str(path), sheet=table.name, row=row,
                         variable=column))
                 findings.extend(_bad_date_findings(table, path, set()))
+                findings.extend(_identifier_findings(table, path, list(table.columns), None, secrets))
                 continue
             mapping, _, _ = match_columns(table.columns, study.forms[code])
             info["matched_columns"] = len(mapping)
@@ -291,6 +308,10 @@ def import_files(paths: list[str | Path], study: Any, *, site: str | None = None
                         message=f"cell {ref} (column {column!r}, not imported) holds the Excel error {text}",
                         value=text, file=str(path), sheet=table.name, row=row, form=code))
             findings.extend(_bad_date_findings(table, path, set(mapping), code))
+            unknown = [column for column in table.columns if column not in mapping]
+            findings.extend(_identifier_findings(table, path, unknown, code, secrets))
+            findings.extend(_birth_date_columns(table, path, unknown, study.forms[code], form_data, secrets))
+            secrets.update(ctx.secrets)
             parts.setdefault(code, []).append(form_data)
         if workbook and read.tables and not any(c for _, c, _ in data_tables) and read.stamp is not None:
             findings.append(Finding(code="IMP-NO-SHEETS", severity=Severity.ERROR, category=Category.FILE,
@@ -306,4 +327,89 @@ def import_files(paths: list[str | Path], study: Any, *, site: str | None = None
         report.extend(findings)
     for code, pieces in parts.items():
         result.forms[code] = FormData.concat(pieces)
+    if secrets:  # an identifier quoted by any other finding is shown masked there too
+        result.secrets.update(secrets)
+        report.findings[:] = mask_identifiers(report.findings, [], secrets=secrets)
     return result
+
+
+def _identifier_findings(table: RawTable, path: Path, columns: list[str], form: str | None,
+                         secrets: dict[str, str]) -> list[Finding]:
+    """Privacy errors for the columns of a table that are not imported (every value looked at), its
+    note rows above the header and its cell comments (:mod:`trialkit.privacy`)."""
+    out: list[Finding] = []
+    for column in columns:
+        text = to_text(table.values[column])
+        codes, uniques = pd.factorize(text)
+        hits = scan_values(pd.Series(uniques, dtype="object"), header=column,
+                           blank_header=column in table.blank_columns)
+        if hits is None:
+            continue
+        first = int(np.argmax(codes == hits.first))
+        cells = int(np.isin(codes, hits.positions).sum())
+        out.append(column_finding(hits, column=column, row=int(table.values.index[first]), cells=cells,
+                                  file=str(path), sheet=table.name, form=form, in_form=False))
+        secrets.update(dict(hits.secrets))
+    for row, cells in table.notes:
+        text = " ".join(cells)
+        found = value_hits(text, labelled_names=True)
+        if found:
+            out.append(text_finding(found, text, code=VALUE, where=f"the note in row {row} of {table.name!r}, above "
+                                    "the header,", file=str(path), sheet=table.name, row=row,
+                                    remedy="Delete the note"))
+            secrets.update({identifier: mask for _, identifier, mask in found})
+    for ref, text in table.comments:
+        found = value_hits(text, loose=True)
+        if found:
+            out.append(text_finding(found, text, code=COMMENT, where=f"the comment on cell {ref} of sheet "
+                                    f"{table.name!r}", file=str(path), sheet=table.name,
+                                    row=_ref_row(ref), remedy="Delete the comment"))
+            secrets.update({identifier: mask for _, identifier, mask in found})
+    return out
+
+
+def _ref_row(ref: str) -> int | None:
+    digits = re.sub(r"\D", "", ref)
+    return int(digits) if digits else None
+
+
+def _birth_date_columns(table: RawTable, path: Path, columns: list[str], form: Any, form_data: FormData,
+                        secrets: dict[str, str]) -> list[Finding]:
+    """Full dates of birth in a table of a form that has a birth variable (DM in the bundled study):
+    a column outside the CRF whose dates lie at least a year before each record's own dates."""
+    if not columns or not any(v.birth for v in form.variables) or not len(form_data.data):
+        return []
+    own = form_data.data.select_dtypes(include=["datetime64[ns]", "datetime64[us]"])
+    if own.empty:
+        return []
+    earliest = own.min(axis=1).set_axis(form_data.lineage["ROW"].to_numpy())
+    out: list[Finding] = []
+    for column in columns:
+        dates = _as_dates(table.values[column])
+        present = dates.dropna()
+        if present.empty:
+            continue
+        reference = earliest.reindex(present.index)
+        before = (present <= reference - pd.Timedelta(days=365)) & (present.dt.year >= 1900)
+        if not before.any() or before.sum() < 0.8 * len(present) or reference.isna().all():
+            continue
+        text = to_text(table.values[column])
+        found = [(str(text.loc[r]), mask_date(str(text.loc[r]))) for r in present.index[before.to_numpy()]]
+        hits = ValueHits(kinds=["full date of birth"], secrets=found, count=len(found), first=0,
+                         example=found[0][1])
+        first_row = int(present.index[before.to_numpy()][0])
+        out.append(column_finding(hits, column=column, row=first_row, cells=len(found), file=str(path),
+                                  sheet=table.name, form=form.code, in_form=False))
+        secrets.update(dict(found))
+    return out
+
+
+def _as_dates(values: pd.Series) -> pd.Series:
+    """Cells that are full dates (date cells, ISO or day-first text) as timestamps, else NaT."""
+    def one(value: Any) -> Any:
+        if isinstance(value, (dt.date, dt.datetime, pd.Timestamp)):
+            return pd.Timestamp(value) if 1678 <= value.year <= 2261 else pd.NaT
+        if isinstance(value, str) and re.fullmatch(r"\s*(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{4})\s*", value):
+            return pd.to_datetime(value.strip(), errors="coerce", dayfirst="-" not in value[:5])
+        return pd.NaT
+    return pd.Series([one(v) for v in values.to_numpy()], index=values.index, dtype="datetime64[ns]")
