@@ -118,7 +118,9 @@ def read_excel(path: str | Path, fmt: str, *, strict: bool = False, limits: Limi
         result.fail("IMP-FILE-PASSWORD", f"{path}: password protected: remove the password in Excel "
                     "(File > Info > Protect Workbook) and upload again")
         return result
-    except Exception as exc:  # calamine raises several error types for damaged files
+    except CALAMINE_FAILURES as exc:  # calamine raises several error types (and panics) for damaged files
+        if isinstance(exc, _INTERRUPTS):
+            raise
         if biff == "BIFF5":
             result.fail("IMP-XLS-OLD", f"{path}: an Excel 5.0/95 workbook (BIFF5), an .xls format from before "
                         f"Excel 97, that cannot be read ({type(exc).__name__}: {exc}); open it in Excel or "
@@ -149,7 +151,9 @@ def read_excel(path: str | Path, fmt: str, *, strict: bool = False, limits: Limi
                                                      _EXTENT_REMEDY, sheet=meta.name))
                 result.tables.clear()
                 return result
-            except Exception as exc:
+            except CALAMINE_FAILURES as exc:
+                if isinstance(exc, _INTERRUPTS):
+                    raise
                 if sheet_type != "worksheet":
                     rows = []
                 else:
@@ -251,7 +255,9 @@ def _col_index(letters: bytes) -> int:
 def _read_stamp(workbook: Any, sheet: str) -> str | None:
     try:
         rows = workbook.get_sheet_by_name(sheet).to_python(skip_empty_area=False)
-    except Exception:
+    except CALAMINE_FAILURES as exc:
+        if isinstance(exc, _INTERRUPTS):
+            raise
         return None
     if len(rows) > 1 and len(rows[1]) > 1 and str(rows[1][1]).strip():
         return str(rows[1][1]).strip()
@@ -279,6 +285,13 @@ def _long_string_finding(path: str | Path, sheet: str, rows: list[list[Any]], li
     return limit_finding(path, "IMP-LIMIT-STRING", limits, "max_string_length", length,
                          f"cell {sheet}!{ref} holds {length:,} characters of text",
                          f"Shorten the text in {sheet}!{ref} (a CRF field is never this long).", sheet=sheet)
+
+
+# What calamine raises for a damaged file: its errors, and — a Rust panic on a malformed part (an
+# index out of bounds in an xlsb record) — pyo3's PanicException, which derives from BaseException.
+# Only the interrupts a user or the system sends are let through.
+CALAMINE_FAILURES: tuple[type[BaseException], ...] = (BaseException,)
+_INTERRUPTS = (KeyboardInterrupt, SystemExit, GeneratorExit)
 
 
 _FORMAT_NAMES = {"xlsx": "Excel (xlsx)", "xlsm": "Excel (xlsm)", "xlsb": "Excel binary (xlsb)",
