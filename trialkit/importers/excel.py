@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from trialkit.findings import Severity
@@ -202,7 +203,7 @@ def rows_to_table(name: str, rows: list[list[Any]], errors: list[tuple[int, int,
     notes = [(pos + first_row, [cell_text(v) for v in row if not is_blank(v)])
              for pos, row in enumerate(rows[:header_pos])]
     notes = [(row, cells) for row, cells in notes if cells]
-    width = max(len(r) for r in rows[header_pos:])
+    width = max(map(len, rows[header_pos:]))
     header = list(rows[header_pos]) + [""] * (width - len(rows[header_pos]))
     columns, blank = header_names(header)
     body = rows[header_pos + 1:]
@@ -215,7 +216,7 @@ def rows_to_table(name: str, rows: list[list[Any]], errors: list[tuple[int, int,
         end -= 1
     body = body[:end]
     index = pd.RangeIndex(header_row + 1, header_row + 1 + len(body))
-    if body and any(len(r) != width for r in body):
+    if body and min(map(len, body)) != width:
         body = [list(r) + [""] * (width - len(r)) for r in body]
     frame = pd.DataFrame(body, columns=range(width), index=index, dtype=object) if body else \
         pd.DataFrame({i: pd.Series([], dtype=object) for i in range(width)}, index=index)
@@ -237,9 +238,15 @@ def rows_to_table(name: str, rows: list[list[Any]], errors: list[tuple[int, int,
 
 def _infer_type(column: pd.Series) -> str:
     """A short description of a column's cells: text, number, date, datetime, mixed, empty."""
-    # Judged on the distinct values: the same answer as on every cell, without a full-column pass.
-    distinct = [v for v in pd.unique(column.to_numpy()) if not (isinstance(v, str) and v == "")]
-    inferred = pd.api.types.infer_dtype(distinct, skipna=True) if distinct else "empty"
+    values = column.to_numpy()
+    # One C pass over the cells; empty cells ("") make a number or date column "mixed", and only
+    # then are the distinct values judged without them.
+    inferred = pd.api.types.infer_dtype(values, skipna=True) if len(values) else "empty"
+    if inferred == "string":
+        return "empty" if np.count_nonzero(values == "") == len(values) else "text"
+    if inferred.startswith("mixed"):
+        distinct = [v for v in pd.unique(values) if not (isinstance(v, str) and v == "")]
+        inferred = pd.api.types.infer_dtype(distinct, skipna=True) if distinct else "empty"
     return {"string": "text", "floating": "number", "integer": "number", "mixed-integer-float": "number",
             "date": "date", "datetime": "datetime", "datetime64": "datetime", "boolean": "boolean",
             "empty": "empty", "time": "time", "timedelta": "time"}.get(inferred, "mixed")
@@ -482,13 +489,15 @@ def _unescape(text: str) -> str:
             .replace("&apos;", "'").replace("&amp;", "&"))
 
 
-# A cell whose reference is "narrow" (one letter, at most five digits: "A1" .. "Z99999") and a row
-# numbered below 100,000 need no look: whatever their order, they cannot make calamine allocate more
-# than 26 x 99,999 cells. Every other cell or row tag is read: a wide reference exactly; a cell or row
-# without a reference (calamine then counts positions) sends the sheet to the exact count.
+# A cell whose reference is "narrow" (one letter, at most five digits: "A1" .. "Z99999") needs no look:
+# whatever their order, such cells cannot make calamine allocate more than 26 x 99,999 cells. Every
+# other cell tag is read: a wide reference exactly; a cell without a reference (calamine then counts
+# positions from its row) sends the sheet to the exact count.
 _NARROW_COLUMNS, _NARROW_ROWS = 26, 99_999
-_ODD_CELL = re.compile(rb"""<c (?!r=["'][A-Z]?\d{1,5}["'])""")
-_ODD_ROW = re.compile(rb"""<row (?!r=["']\d{1,5}["'])""")
+# A cell tag "<c" that is not followed by ' r="A1".."Z99999"' (nor by more of a longer tag name, as in
+# "<col"): a wide or odd reference, attributes in another order, or no reference at all.
+_ODD_CELL = re.compile(rb"""<c(?! r="[A-Z]?\d{1,5}"|[^ >/\t\r\n])""")
+_PREFIXED = re.compile(rb"<[\w.-]+:(?:worksheet|sheetData)\b")
 _REF_TAGS = re.compile(rb"<(/?)(?:\w+:)?(row|c)(?=[\s/>])([^>]*?)(/?)>")
 _REF_ATTR = re.compile(rb"""\sr\s*=\s*["']\s*([A-Za-z]*)(\d*)\s*["']""")
 _CELL_CLOSE = re.compile(rb"\s*</(?:\w+:)?c>")
@@ -506,29 +515,30 @@ class _Extent(SheetScan):
     """A quick upper bound of a sheet's used range; ``exact`` asks for the full count."""
 
     exact: bool = False
-    narrow: bool = False
 
 
 def _odd_tags(data: bytes, extent: _Extent) -> None:
-    """Widen ``extent`` with the cells and rows of ``data`` that are not narrow (see above)."""
-    if b"<c>" in data or b"<c/>" in data or b":c " in data or b":row " in data:
-        extent.exact = True  # cells without a reference, or prefixed tags: count them all
+    """Widen ``extent`` with the cells of ``data`` that are not narrow (see :data:`_ODD_CELL`).
+
+    Rows need no look of their own: a row number matters to calamine only for a cell without a
+    reference, and such a cell sends the sheet to the exact count.
+    """
+    if _PREFIXED.search(data, 0, 4096):
+        extent.exact = True  # tags with a namespace prefix ("<x:c"): count them all
         return
-    extent.narrow = extent.narrow or b"<c " in data
-    for pattern, kind in ((_ODD_CELL, b"c"), (_ODD_ROW, b"row")):
-        for match in pattern.finditer(data):
-            closing = data.find(b">", match.end())
-            if closing < 0:
-                continue  # cut by the block end: the next block starts with it again
-            ref = _REF_ATTR.search(data, match.end() - 1, closing)
-            if ref is None or not (ref.group(1) or ref.group(2)):
-                extent.exact = True  # no reference: calamine places it by counting
-                return
-            if data[closing - 1:closing] == b"/" or (kind == b"c" and _CELL_CLOSE.match(data, closing + 1)):
-                continue  # empty (formatting only): calamine keeps nothing of it
-            row, column = _ref_number(*ref.groups())
-            extent.rows = max(extent.rows, row)
-            extent.columns = max(extent.columns, column)
+    for match in _ODD_CELL.finditer(data):
+        closing = data.find(b">", match.end())
+        if closing < 0:
+            continue  # cut by the block end: the next block starts with it again
+        ref = _REF_ATTR.search(data, match.end() - 1, closing)
+        if ref is None or not (ref.group(1) or ref.group(2)):
+            extent.exact = True  # no reference: calamine places it by counting
+            return
+        if data[closing - 1:closing] == b"/" or _CELL_CLOSE.match(data, closing + 1):
+            continue  # empty (formatting only): calamine keeps nothing of it
+        row, column = _ref_number(*ref.groups())
+        extent.rows = max(extent.rows, row)
+        extent.columns = max(extent.columns, column)
 
 
 def _over(extent: SheetScan, limits: Limits) -> bool:
@@ -595,6 +605,7 @@ def _scan_errors(archive: zipfile.ZipFile, info: zipfile.ZipInfo, runs: TextRuns
     """
     found: list[tuple[int, int, str, str]] = []
     tail = b""
+    quote: bytes | None = None
     with archive.open(info) as stream:
         while True:
             block = stream.read(8 << 20)
@@ -607,9 +618,11 @@ def _scan_errors(archive: zipfile.ZipFile, info: zipfile.ZipInfo, runs: TextRuns
             if runs is not None and (b"inlineStr" in block or runs.longest or b"<is>" in block):
                 runs.feed(block)
             data = tail + block
+            if quote is None:  # writers quote every attribute the same way: look for that one only
+                quote = b"'" if b"='" in data[:65536] and b'="' not in data[:65536] else b'"'
             if extent is not None and not extent.exact:
                 _odd_tags(data, extent)
-            if b'"e"' not in data and b"'e'" not in data:
+            if quote + b"e" + quote not in data:
                 tail = data[-65536:]
                 continue
             last_end = 0
@@ -628,7 +641,7 @@ def _scan_errors(archive: zipfile.ZipFile, info: zipfile.ZipInfo, runs: TextRuns
                     found.append((row, col, cell, _unescape(text)))
                 last_end = cell_end + 4 if cell_end > 0 else match.end()
             tail = data[max(last_end, len(data) - 65536):]
-    if extent is not None and extent.narrow:
+    if extent is not None:  # any narrow cell may sit anywhere up to Z99999
         extent.rows = max(extent.rows, _NARROW_ROWS)
         extent.columns = max(extent.columns, _NARROW_COLUMNS)
     # A block boundary can make a cell appear twice; keep one entry per cell.

@@ -443,7 +443,13 @@ def _bools_collide(values: np.ndarray, codes: np.ndarray, uniques: Any) -> np.nd
         zero_one = np.arange(len(distinct))
     if not len(zero_one):
         return None
-    positions = np.flatnonzero(np.isin(codes, zero_one))
+    if len(zero_one) <= 2:  # the usual case (0 and/or 1): two comparisons beat a set lookup
+        hit = codes == zero_one[0]
+        if len(zero_one) == 2:
+            hit |= codes == zero_one[1]
+        positions = np.flatnonzero(hit)
+    else:
+        positions = np.flatnonzero(np.isin(codes, zero_one))
     kind = pd.api.types.infer_dtype(values[positions], skipna=False)
     return None if kind in ("integer", "floating", "mixed-integer-float", "boolean", "string") else positions
 
