@@ -397,7 +397,7 @@ _LABELLED_NAME = re.compile(_LABEL_WORDS + r"\s*[:=]\s*" + _PERSON_NAME)
 _LOOSE_NAME = re.compile(_LABEL_WORDS + r"\s*[:=-]?\s*" + _PERSON_NAME)
 # Words that look like names in a CRF but are not: clinical terms, visits, units, codes.
 _NOT_NAMES = {"visit", "screening", "baseline", "week", "day", "month", "year", "unscheduled", "end", "study",
-              "site", "placebo", "anakinra", "methotrexate", "prednisone", "prednisolone", "sodium", "yes", "no",
+              "site", "placebo", "sodium", "yes", "no",
               "not", "done", "unknown", "male", "female", "none", "normal", "abnormal", "positive", "negative",
               "active", "treatment", "drug", "dose", "withdrawn", "completed", "ongoing", "resolved", "related",
               "unrelated", "serious", "reported", "recovered", "fatal", "child", "adult", "other", "subject",

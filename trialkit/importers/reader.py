@@ -175,8 +175,8 @@ def match_dataset(table: RawTable, path: Path, study: Any) -> str | None:
 
 
 def _stamp_findings(read: FileRead, study: Any) -> list[Finding]:
-    if read.format not in CALAMINE_FORMATS:
-        return []
+    if read.format not in CALAMINE_FORMATS or not read.tables:
+        return []  # not a workbook, or one that could not be read (its own finding says why)
     if read.stamp is None:
         return [Finding(code="IMP-TEMPLATE-STAMP", severity=Severity.WARNING, category=Category.STRUCTURE,
                         message=f"{read.path}: no trialkit version stamp (sheet _trialkit): not a trialkit "
