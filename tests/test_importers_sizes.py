@@ -108,8 +108,12 @@ CHILD = textwrap.dedent("""
     for finding in result.report.findings:
         if finding.severity == "error":
             by_file.setdefault(finding.file, []).append([finding.code, finding.category.value, finding.message])
+    # VmHWM is this process's own peak (ru_maxrss would start from the parent's peak at the fork).
+    status = open("/proc/self/status").read()
+    peak_kb = int(status.split("VmHWM:")[1].split()[0]) if "VmHWM:" in status else \
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"errors": by_file, "forms": {k: len(v.data) for k, v in result.forms.items()},
-                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "peak_mb": peak_kb / 1024}))
 """)
 
 

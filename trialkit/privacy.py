@@ -504,6 +504,15 @@ def _value_hits(text: str, *, labelled_names: bool = False, loose: bool = False)
     return hits
 
 
+def value_hits(text: str, *, labelled_names: bool = False, loose: bool = False) -> list[tuple[str, str, str]]:
+    """``(kind, identifier, mask)`` of every identifier in one text (see :func:`_value_hits`).
+
+    >>> [kind for kind, _, _ in value_hits("write to mario.rossi@example.com")]
+    ['e-mail address']
+    """
+    return _value_hits(text, labelled_names=labelled_names, loose=loose)
+
+
 # ------------------------------------------------------------------------------------------------
 # Columns, notes and comments scanned while importing (every sheet, hidden ones too)
 

@@ -7,7 +7,9 @@
   and input file, and whose ``files`` list says what each file held.
 
 Nothing here raises for a bad file: every problem becomes a ``file`` finding naming the file and the
-remedy. Example::
+remedy. What is not imported is still looked at for direct identifiers (:mod:`trialkit.privacy`):
+unknown columns, sheets of no form (hidden ones too), notes above a header and cell comments; an
+identifier found is masked in every finding (``ImportResult.secrets``). Example::
 
     >>> from trialkit.study import load_study
     >>> result = import_files(["site01.xlsx"], load_study(), site="01")  # doctest: +SKIP
@@ -47,8 +49,8 @@ from trialkit.privacy import (
     mask_identifiers,
     scan_values,
     text_finding,
+    value_hits,
 )
-from trialkit.privacy import _value_hits as value_hits
 
 KNOWN_SHEETS = {"_trialkit", "_codelists", "instructions"}
 
