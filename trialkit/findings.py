@@ -164,6 +164,7 @@ class CheckRun:
     severity: str | None = None
     category: str | None = None
     reference: str | None = None
+    detail: str | None = None  # for the trialkit team: what failed inside a check that could not run
 
     def __post_init__(self) -> None:
         self.status = Status(self.status)
@@ -173,6 +174,9 @@ class CheckRun:
         data = asdict(self)
         data["status"] = self.status.value
         return data
+
+
+_CHECK_FIELDS = {f.name for f in fields(CheckRun)}
 
 
 @dataclass
@@ -314,7 +318,7 @@ class Report:
         study = data.get("study") or {}
         return cls(
             findings=[Finding.from_dict(f) for f in data.get("findings", [])],
-            checks=[CheckRun(**c) for c in data.get("checks", [])],
+            checks=[CheckRun(**{k: v for k, v in c.items() if k in _CHECK_FIELDS}) for c in data.get("checks", [])],
             inputs=[InputFile(**i) for i in data.get("inputs", [])],
             trialkit_version=data.get("trialkit_version", ""),
             study_id=study.get("id"),

@@ -765,10 +765,11 @@ class Workspace:
         privacy = [f for f in report.findings if f.category == Category.PRIVACY]
         if privacy:
             # Direct identifiers never reach the ledger or the archive: nothing is stored but an
-            # audit line with the file hashes and the kinds of problem (no values).
+            # audit line with the file hashes, sizes and the kinds of problem — no values, and no
+            # file name (a name like "ROSSI Mario 2012-05-17.xlsx" is itself an identifier).
             with self._transaction() as connection:
                 _audit(connection, at, operator, "refused-privacy", site, None, {
-                    "files": [{"name": f["name"], "sha256": f["sha256"]} for f in files],
+                    "files": [{"sha256": f["sha256"], "size": f["size"]} for f in files],
                     "codes": sorted({f.code for f in privacy}),
                     "findings": len(privacy),
                 })

@@ -59,6 +59,9 @@ class Variable:
     derived: bool = False
     description: str | None = None
     short_label: str | None = None
+    censored: bool = False  # a limit (<1, >500) is accepted; the operator goes to censor_var
+    censor_var: str | None = None
+    birth: bool = False  # part of a date of birth: never more than year and month
 
     @property
     def export_label(self) -> str:
@@ -82,6 +85,10 @@ class Variable:
             parts.append(f"codelist {self.codelist}")
         if self.pdate_formats:
             parts.append("formats " + ", ".join(self.pdate_formats))
+        if self.censored:
+            parts.append(f"a limit such as <1 or >500 is accepted (the operator <, <=, >, >= in {self.censor_var})")
+        if self.birth:
+            parts.append("part of the date of birth: year and month only, a day refuses the upload")
         if self.derived:
             parts.append("derived by trialkit on import")
         return "; ".join(parts)
@@ -447,6 +454,9 @@ def _form_from_model(path: Path, model: Any, codelists: dict[str, Any]) -> Form:
                 derived=bool(info.get("derived")),
                 description=column.description,
                 short_label=info.get("short_label"),
+                censored=bool(info.get("censored")),
+                censor_var=info.get("censor_var"),
+                birth=bool(info.get("birth")),
             )
         )
         export_label = variables[-1].export_label
@@ -456,6 +466,16 @@ def _form_from_model(path: Path, model: Any, codelists: dict[str, Any]) -> Form:
                 "give var(..., short_label=...) of at most 40 ASCII characters for SAS transport files"
             )
     names = {v.name for v in variables}
+    by_name = {v.name: v for v in variables}
+    for variable in variables:
+        if not variable.censored:
+            continue
+        target = by_name.get(variable.censor_var or "")
+        if variable.type not in ("num", "int") or target is None or not target.derived or target.type != "char":
+            raise StudyDefinitionError(
+                f"{path}: {code}.{variable.name} is censored=True with censor_var {variable.censor_var!r}: a "
+                "censored variable must be a number, and censor_var a derived char variable of the same form"
+            )
     keys = tuple(form_meta.get("keys") or ())
     if not keys:
         raise StudyDefinitionError(f"{path}: form {code} declares no keys")
