@@ -33,7 +33,7 @@ from typing import Any
 import pandas as pd
 
 from trialkit import derive
-from trialkit.rules import RuleContext, rule
+from trialkit.rules import RuleCannotRun, RuleContext, rule
 from trialkit.scores import to_decimal
 
 from .analysis import derivations
@@ -394,6 +394,8 @@ def pd03_before_consent(ctx: RuleContext) -> pd.DataFrame:
     """
     dm = ctx.form("DM")
     consent = _dates(dm, "ICDAT").groupby(dm["SUBJID"]).min().dropna()
+    if consent.empty:  # the REQUIRED check names each empty ICDAT; there is nothing to compare with
+        raise RuleCannotRun("no informed-consent date (ICDAT) in DM")
     rows = []
     for form, column in PROCEDURE_DATES.items():
         if not ctx.has(form):

@@ -68,7 +68,7 @@ class DM(Record):
 
     ICDAT: Date = var("Informed consent date", "date", required=True)
     BRTHYM: PDate = var(
-        "Birth year and month", "pdate", required=True, pdate_formats=("YYYY-MM",),
+        "Birth year and month", "pdate", required=True, pdate_formats=("YYYY-MM",), birth=True,
         description="Year and month only (YYYY-MM): a full birth date identifies a person.",
     )
     SEX: Char = var("Sex", "char", required=True, codelist=CL["SEX"])
@@ -297,13 +297,17 @@ class LB(Record):
 
     ``LBORRES``/``LBORRESU``/``LBNRLO``/``LBNRHI`` are kept exactly as reported; the importer adds
     the result and range in the test's standard unit (``LBSTRESN``, ``LBSTRESU``, ``LBSTNRLO``,
-    ``LBSTNRHI``), as SDTM does.
+    ``LBSTNRHI``), as SDTM does. A result typed as a limit (``<1``) is the limit in ``LBORRES`` with
+    its operator in ``LBCENS``.
     """
 
     VISIT: Char = var("Visit", "char", required=True, codelist=CL["VISIT"])
     LBDAT: Date = var("Sample date", "date", required=True)
     LBTESTCD: Char = var("Test", "char", required=True, codelist=CL["LBTESTCD"])
-    LBORRES: Num = var("Result as reported", "num", required_if="required unless LBSTAT = ND")
+    LBORRES: Num = var("Result as reported", "num", required_if="required unless LBSTAT = ND",
+                       censored=True, censor_var="LBCENS",
+                       description="A result below or above what the laboratory measures may be typed as "
+                                   "the limit: <1, < 0.5, >500, <=0.3, >=2 (the operator is kept in LBCENS).")
     LBORRESU: Char = var("Unit as reported", "char", required_if="required with a result")
     LBNRLO: Num = var("Normal range lower limit, as reported", "num",
                       required_if="required for CRP, ESR, AST, ALT")
@@ -314,6 +318,9 @@ class LB(Record):
     LBSTRESU: Char = var("Standard unit", "char", derived=True)
     LBSTNRLO: Num = var("Normal range lower limit in standard unit", "num", short_label="Normal range lower limit, std unit", derived=True)
     LBSTNRHI: Num = var("Normal range upper limit in standard unit", "num", short_label="Normal range upper limit, std unit", derived=True)
+    LBCENS: Char = var("Result censoring (<, <=, >, >=)", "char", derived=True,
+                       description="The operator of a result typed as a limit (<1: LBCENS = '<', LBORRES = 1); "
+                                   "empty for a measured value.")
 
     @pa.dataframe_check(name="required:LBORRES")
     def _lborres(cls, df: pd.DataFrame) -> pd.Series:

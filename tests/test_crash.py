@@ -12,7 +12,11 @@ what a power cut or an ``kill -9`` must leave behind:
   every archived file of every recorded submission hashes to its sha256; a killed submit either
   recorded one complete submission (files, audit line, status, current pointer) or nothing;
 - a killed pool leaves the previous pooled output complete — every file of its manifest present
-  with the right sha256 and byte-identical to the reference build — and the next pool succeeds.
+  with the right sha256 and byte-identical to the reference build — and the next pool succeeds;
+- ``trialkit verify`` finds nothing wrong after any kill (archive hashes, audit chain, statuses and
+  per-form current-data pointers against the audit log);
+- a killed ``--unblind`` pool leaves no arm anywhere in the workspace (its staging folder is beside
+  its output, outside the workspace), and the next unblinded pool removes its leftovers.
 
 The delays are seeded, so a failure names the seed that reproduces it.
 """
@@ -38,6 +42,7 @@ import pytest
 
 from trialkit.export import _recover
 from trialkit.ledger import CURRENT_STATUSES, LEDGER_FILE, open_workspace
+from trialkit.verify import verify
 
 from .test_deviations import clean_subject
 from .upload_builder import write_upload
@@ -46,6 +51,7 @@ pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs PO
 
 SUBMIT_SEEDS = list(range(5))
 POOL_SEEDS = list(range(4))
+UNBLIND_SEEDS = list(range(3))
 POOL_FORMATS = "parquet,csv,xpt"
 DATA_CUT = "2024-04-12"
 
@@ -104,7 +110,7 @@ def assert_ledger_sound(ws_path: Path) -> dict[str, Any]:
             "LEFT JOIN submission_files f ON f.submission_id = s.id GROUP BY s.id"
         ).fetchall())
         orphan_current = connection.execute(
-            "SELECT c.site FROM current c LEFT JOIN submissions s ON s.id = c.submission_id "
+            "SELECT c.site FROM current_forms c LEFT JOIN submissions s ON s.id = c.submission_id "
             "WHERE s.id IS NULL OR s.site != c.site OR s.status NOT IN (?, ?)", CURRENT_STATUSES,
         ).fetchall()
     assert orphan_current == []
@@ -126,6 +132,8 @@ def assert_ledger_sound(ws_path: Path) -> dict[str, Any]:
     for site in {e["site"] for e in log}:
         accepted = [e["id"] for e in log if e["site"] == site and e["status"] in CURRENT_STATUSES]
         assert (current[site].id if site in current else None) == (max(accepted) if accepted else None)
+    checked = verify(ws)
+    assert checked.problems == [], checked.problems
     return {"submissions": [e["id"] for e in log], "audit": len(audit),
             "current": {site: sub.id for site, sub in current.items()}}
 
@@ -176,6 +184,7 @@ class Scene:
     uploads: list[tuple[str, Path, bool]] = field(default_factory=list)  # (site, file, accept)
     pool_seconds: float = 0.0
     reference: dict[str, str] = field(default_factory=dict)
+    unblind_seconds: float = 0.0
 
 
 @pytest.fixture(scope="module")
@@ -309,3 +318,63 @@ def test_recovery_picks_a_complete_previous_set_after_two_crashes(scene, pooled,
     _recover(out)
     assert_output_complete(out)
     assert tree_hashes(out) == scene.reference
+
+
+# ------------------------------------------------------------------------------------------------
+# Unblinded pool: the arm never stays inside the workspace
+
+
+ARM_BYTES = (b"PLACEBO", b"ANAKINRA")
+
+
+def unblind_args(scene: Scene) -> list[str]:
+    return ["pool", "--workspace", str(scene.ws), "-o", str(scene.root / "unblinded"), "-f", "parquet,csv",
+            "--unblind", str(scene.root / "randlist.csv"), "--operator", "unblinded.statistician", "-q"]
+
+
+def arms_in(folder: Path) -> list[str]:
+    """Files under ``folder`` whose bytes name an arm (the unblinded CSV holds them as plain text;
+    the ledger and the archived uploads hold no arm) and staging folders of an output set. The
+    workspace's copy of the study definition (``studies/``) declares the arms' codes, which assigns
+    no subject to any, so it is left out."""
+    definitions = folder / "studies"
+    found = [str(p) for p in folder.rglob("*") if p.is_file() and definitions not in p.parents
+             and any(a in p.read_bytes() for a in ARM_BYTES)]
+    found += [str(p) for p in folder.rglob("*.tmp-*")]
+    return found
+
+
+@pytest.fixture(scope="module")
+def unblinded(scene, pooled) -> Path:
+    """A complete unblinded pool outside the workspace, with a list matching every randomisation."""
+    sites = sorted(open_workspace(scene.ws).current_forms())
+    arms = {"01": "ANAKINRA", "07": "PLACEBO"}
+    (scene.root / "randlist.csv").write_text(
+        "RANDNO,ARM\n" + "".join(f"R{site}01,{arms.get(site, 'PLACEBO')}\n" for site in sites))
+    started = time.perf_counter()
+    run_cli(*unblind_args(scene))
+    scene.unblind_seconds = time.perf_counter() - started
+    out = scene.root / "unblinded"
+    assert json.loads((out / "manifest.json").read_text())["unblinded"] is True
+    assert b"PLACEBO" in (out / "adsl.csv").read_bytes()  # positive control: the search sees the arm
+    return out
+
+
+@pytest.mark.parametrize("seed", UNBLIND_SEEDS)
+def test_killed_unblinded_pool_leaves_no_arm_in_the_workspace(scene, unblinded, seed):
+    delay = delays(UNBLIND_SEEDS, scene.unblind_seconds, salt=3)[seed]
+    code = kill_after(cli(*unblind_args(scene)), delay)
+    assert code in (None, 0), f"seed {seed}: exit code {code}"
+    assert arms_in(scene.ws) == [], f"seed {seed} (killed after {delay} s)"
+    if not unblinded.exists():
+        _recover(unblinded)
+    assert assert_output_complete(unblinded)["unblinded"] is True
+    assert_ledger_sound(scene.ws)
+
+
+def test_unblinded_pool_after_the_kills_removes_its_leftovers(scene, unblinded):
+    run_cli(*unblind_args(scene))
+    assert assert_output_complete(unblinded)["unblinded"] is True
+    assert sorted(p.name for p in scene.root.iterdir() if p.name.startswith("unblinded.")) == []
+    assert arms_in(scene.ws) == []
+

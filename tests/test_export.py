@@ -391,6 +391,7 @@ def test_output_set_twice_is_byte_identical(
         "adae.codebook.csv",
         "codebook.xlsx",
         "codebook.md",
+        ".trialkit-output",  # the marker: trialkit made this folder and may replace it
     }
     for name, entry in first["files"].items():
         assert entry == {"sha256": hashes_a[name], "size": (tmp_path / "a" / name).stat().st_size}

@@ -1,7 +1,7 @@
 """Fuzzing the importers: whatever bytes or cells arrive, ``import_files`` returns an ImportResult.
 
-Property: for mutated corpus files, mutated generated xlsx/csv uploads and random cell values
-written into a template sheet, :func:`~trialkit.importers.reader.import_files` never raises; the
+Property: for mutated corpus files, mutated generated xlsx/csv uploads, xlsb and ods files whose
+sheet part is damaged inside an intact zip, and random cell values written into a template sheet, :func:`~trialkit.importers.reader.import_files` never raises; the
 outcome is forms, findings or both. Bounded: ~50-80 examples per property, no deadline, a few
 seconds each. The corpus is read in place from ``../shared/corpus`` (skipped when absent).
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import tempfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
+from tests.workbook_files import Err, write_ods, write_xlsb
 from trialkit.importers.base import ImportResult
 from trialkit.importers.reader import import_files
 from trialkit.study import load_study
@@ -127,3 +129,32 @@ def test_random_cells_in_a_csv(rows, delimiter):
     writer.writerow(["SITEID", "SUBJID", "AETERM", "AESTDAT", "AEENDAT", "AEONGO", "AESER", "AETOXGR"])
     writer.writerows(rows)
     _import(buffer.getvalue().encode("utf-8", "surrogatepass"), "ae.csv")
+
+
+def _parts_of(writer, suffix: str) -> dict[str, bytes]:
+    with tempfile.TemporaryDirectory() as folder:
+        path = writer(Path(folder) / f"base{suffix}")
+        with zipfile.ZipFile(path) as archive:
+            return {info.filename: archive.read(info) for info in archive.infolist()}
+
+
+_AE_ROWS = [["SITEID", "SUBJID", "AETERM", "AESTDAT", "AEENDAT", "AEONGO", "AESER", "AETOXGR"],
+            ["01", "01-001", "Rash", "2024-02-01", "2024-02-03", "N", "N", 1.0],
+            ["01", "01-002", Err("#N/A"), "2024-02-01", "2024-02-03", "N", "N", 2.0]]
+BASE_PARTS = {
+    "xlsb": (_parts_of(lambda p: write_xlsb(p, {"AE": _AE_ROWS}), ".xlsb"), "xl/worksheets/sheet1.bin"),
+    "ods": (_parts_of(lambda p: write_ods(p, {"AE": _AE_ROWS}), ".ods"), "content.xml"),
+}
+
+
+@FUZZ
+@given(changes=mutations, cut=st.none() | st.floats(0, 1), kind=st.sampled_from(sorted(BASE_PARTS)))
+def test_mutated_sheet_parts_of_xlsb_and_ods(changes, cut, kind):
+    """The sheet part itself is damaged inside an intact zip: the streaming scans and calamine meet it."""
+    parts, sheet_part = BASE_PARTS[kind]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in parts.items():
+            archive.writestr(name, _mutate(data, changes, cut) if name == sheet_part else data,
+                             compress_type=zipfile.ZIP_STORED if name == "mimetype" else zipfile.ZIP_DEFLATED)
+    _import(buffer.getvalue(), f"ae.{kind}")

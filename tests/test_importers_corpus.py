@@ -163,7 +163,12 @@ def test_spreadsheetml_xls_read_to_tables():
     read = read_file(_corpus("phuse-scripts__output__AE_Severity.xls"))
     names = [t.name for t in read.tables]
     assert names[:3] == ["Front Page", "1 AEs by Arm", "2 Serious AEs by Arm"]
-    assert read.tables[1].rows == 75
+    # The real header is row 10, below the export title, run date and a footnote (rows 2-8).
+    table = read.tables[1]
+    assert table.header_row == 10 and table.rows == 67
+    assert table.columns[:3] == ["Body System or Organ Class", "Dictionary-Derived Term", "Placebo"]
+    offsets = [f for f in read.findings if f.code == "IMP-HEADER-OFFSET" and f.sheet == "1 AEs by Arm"]
+    assert [(f.row, f.evidence["skipped"]) for f in offsets] == [(10, 5)]
 
 
 def test_errors_xlsx_error_cells_with_positions():

@@ -86,6 +86,7 @@ def test_submit_fix_and_resubmit_tells_the_history_truthfully(fake_env):
         "submission 1: site A1, rejected\n"
         "findings: 2 error(s), 0 warning(s), 0 info\n"
         "queries: 2 new, 0 still open, 0 resolved, 0 reopened\n"
+        "changes: MEAL 1 added, 0 removed, 0 changed; PET 3 added, 0 removed, 0 changed\n"
     )
     assert "Submission 1 rejected: 2 error(s)" in first.stderr
 

@@ -282,7 +282,8 @@ def test_stale_pool_is_flagged(built, study, tmp_path):
     for item in built["unblinded"].iterdir():
         (stale / item.name).write_bytes(item.read_bytes())
     manifest = json.loads((stale / "manifest.json").read_text())
-    manifest["inputs"][1]["submission"] = 3  # site 07 pooled from an older submission than its current
+    for entry in manifest["forms"]["07"].values():  # site 07 pooled from an older submission than its current
+        entry["submission"] = 3
     (stale / "manifest.json").write_text(json.dumps(manifest))
     text = build_report_html(open_workspace(built["ws"]), study, pooled_dir=stale, today=TODAY)
     assert "The pooled datasets are older than the ledger" in text

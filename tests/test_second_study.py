@@ -157,7 +157,7 @@ def test_unblind_uses_the_study_arms(run, tmp_path):
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("RANDNO,ARM\nR1011,PLACEBO\n")
     result = invoke("pool", "--workspace", str(run["ws"]), "--unblind", str(wrong), "-o", str(tmp_path / "out"))
-    assert result.exit_code == 2 and "EVENING or MORNING" in result.output
+    assert result.exit_code == 2 and "PLACEBO is not an arm of BPX-201 (arms: EVENING, MORNING)" in result.output
 
 
 def test_the_report_is_generic(run):

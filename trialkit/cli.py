@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "codes": ("codes", "List every finding code: the engine's catalogue and the study's rules."),
     "demo": ("demo", "Run the whole job on a synthetic study: uploads, ledger, pool, report."),
     "dictionary": ("dictionary", "Write the data dictionary (xlsx, csv, json or md)."),
+    "diff": ("diff", "Show the records a site's upload adds, removes and changes, per form."),
     "freeze": ("freeze", "Record a named, immutable snapshot of the current data (e.g. a database lock)."),
     "init": ("init", "Create a workspace: the submissions ledger and the raw-upload archive."),
     "inspect": ("inspect", "Show what FILE holds: format, encoding, sheets or dataset, columns, forms, file problems."),
@@ -38,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "submit": ("submit", "Import, validate and record a site's upload in the ledger."),
     "template": ("template", "Write the site upload workbook (one sheet per form)."),
     "validate": ("validate", "Validate site uploads: data checks, protocol deviations, query workbook."),
+    "verify": ("verify", "Check the archive, the audit chain and the current data against the audit log."),
 }
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3

@@ -9,7 +9,8 @@ new code cannot be emitted without being documented.
 
 Severities: ``error`` (the upload cannot be accepted as it is), ``warning`` (accepted only when the
 data manager acknowledges it), ``info`` (a recorded fact, e.g. a normalisation), ``varies`` (set by
-the limit or the situation; the message says which).
+the limit or the situation; the message says which). The ``VERIFY-*`` codes are the problems
+``trialkit verify`` reports about a workspace (error: it does not verify, and ``pool`` refuses).
 """
 
 from __future__ import annotations
@@ -63,9 +64,30 @@ _ENGINE = (
        "The file is a web page (often a browser error page saved under the data file's name).",
        "Download the real file and upload it."),
     _c("IMP-FILE-FORMAT", "Not a supported data file", "error", "file", "import",
-       "The content is not one of the supported formats (xlsx/xlsm, xls, SpreadsheetML, sas7bdat, XPT, "
-       "sav/zsav, dta, CSV/text), whatever the file name says.",
+       "The content is not one of the supported formats (xlsx/xlsm, xlsb, ods, xls, SpreadsheetML, sas7bdat, "
+       "XPT, sav/zsav, por, dta, CSV/text), whatever the file name says.",
        "Export the data as xlsx, CSV or one of the supported statistical formats."),
+    _c("IMP-FILE-NOT-REGULAR", "Not a regular file", "error", "file", "import",
+       "The upload is a symbolic link, a folder, a device, a FIFO or a socket. trialkit reads only regular "
+       "files and never follows a link; nothing of it is read or archived.",
+       "Send the data file itself (not a link, folder, device or pipe)."),
+    _c("IMP-XLS-OLD", "Excel workbook older than Excel 97", "error", "file", "import",
+       "An .xls in a format from before Excel 97 (Excel 2.x-4.0 worksheets, or an Excel 5.0/95 workbook that "
+       "cannot be read).",
+       "Open it in Excel or LibreOffice, save it as .xlsx and upload that."),
+    _c("IMP-ERRORS-UNVERIFIED", "Error cells could not be checked", "warning", "file", "import",
+       "The sheets of an xlsb or ods workbook could not be scanned for Excel error cells (#N/A, #DIV/0!); "
+       "such a cell would be read as an empty cell.",
+       "Save the workbook as .xlsx and upload that instead."),
+    _c("IMP-CSV-NUL", "NUL byte in a text file", "error", "file", "import",
+       "A line of a CSV/text file holds a NUL byte (character code 0): the file was damaged by an "
+       "interrupted copy or transfer, or is not a text export. The finding names the line.",
+       "Export the file again from the site's system and upload the new file."),
+    _c("IMP-CSV-EXTRA-FIELD", "More fields than the header", "error", "structure", "import",
+       "A CSV line has more non-empty fields than the header (usually a value holding the delimiter "
+       "without quotes); the extra values are not read and every other column stays in place. An empty "
+       "trailing field (a trailing delimiter) is dropped quietly.",
+       "Check the line the finding names (quote a value that holds the delimiter) and export it again."),
     _c("IMP-FILE-ENCODING", "Text cannot be decoded", "error", "file", "import",
        "The bytes of a text file or dataset are not valid in any encoding trialkit tries.",
        "Export the file as UTF-8 and upload again."),
@@ -81,9 +103,6 @@ _ENGINE = (
     _c("IMP-STRICT-OOXML", "Strict Open XML workbook", "info", "file", "import",
        "The workbook is saved as Strict Open XML, which several tools cannot read; trialkit read it.",
        "Save as a normal .xlsx to be safe."),
-    _c("IMP-DATES-RAW", "Dates read as raw numbers", "warning", "file", "import",
-       "A date or datetime in a SAS, SPSS or Stata file is outside the range trialkit can represent.",
-       "Correct the out-of-range date in the source system and export again."),
     _c("IMP-SAS-CATALOG", "SAS formats applied", "info", "file", "import",
        "Value formats were applied to a sas7bdat dataset from the catalogue of the same name.",
        "None."),
@@ -104,20 +123,24 @@ _ENGINE = (
        "The workbook package holds more parts than TRIALKIT_MAX_ZIP_MEMBERS.",
        "Check that this is the intended file."),
     _c("IMP-LIMIT-UNCOMPRESSED", "Workbook inflates beyond the limit", "error", "file", "import",
-       "The workbook's XML inflates to more than TRIALKIT_MAX_UNCOMPRESSED_BYTES (a zip bomb, or far more "
-       "data than one upload holds).",
+       "An xlsx/xlsm/xlsb/ods workbook inflates to more than TRIALKIT_MAX_UNCOMPRESSED_BYTES (a zip bomb, "
+       "or far more data than one upload holds); also measured while inflating, when the directory lies.",
        "Split the upload, or raise the limit (docs/limits.md)."),
     _c("IMP-LIMIT-COMPRESSION", "Suspicious compression ratio", "error", "file", "import",
        "A workbook part inflates far more than real data does, the signature of a zip bomb.",
        "Re-save the workbook in Excel and upload it again."),
     _c("IMP-LIMIT-ROWS", "Too many rows", "error", "file", "import",
-       "A sheet or file has, or claims to have, more rows than TRIALKIT_MAX_ROWS.",
+       "A sheet or file has, or claims to have, more rows than TRIALKIT_MAX_ROWS (a cell in a far row, a "
+       "SpreadsheetML ss:Index), checked before a reader allocates them.",
        "Delete the empty formatted rows at the bottom of the sheet, or split the upload."),
     _c("IMP-LIMIT-COLUMNS", "Too many columns", "error", "file", "import",
-       "A sheet has, or claims to have, more columns than TRIALKIT_MAX_COLUMNS.",
+       "A sheet or CSV header has, or claims to have, more columns than TRIALKIT_MAX_COLUMNS (a cell past "
+       "column XFD, an ss:Index or ss:MergeAcross claim).",
        "Delete the empty formatted columns at the right of the sheet."),
     _c("IMP-LIMIT-CELLS", "Too many cells", "error", "file", "import",
-       "A sheet claims more cells than TRIALKIT_MAX_CELLS.",
+       "A sheet spans more cells from A1 to its farthest cell than TRIALKIT_MAX_CELLS (one stray far cell "
+       "such as XFD5000, a dimension claim, ODS repeats); refused before a reader allocates the sheet, "
+       "naming the farthest cell.",
        "Delete the empty formatted rows and columns, save and upload again."),
     _c("IMP-LIMIT-STRING", "Text cell too long", "error", "file", "import",
        "A cell holds more characters than TRIALKIT_MAX_STRING_LENGTH; a CRF field is never this long.",
@@ -152,7 +175,8 @@ _ENGINE = (
        "A template of an earlier protocol version whose forms did not change is current.",
        "Copy the data into the current template."),
     _c("IMP-COLUMN-MISSING", "Form column missing", "varies", "structure", "import",
-       "A variable of the form has no column (an error when the variable is required).",
+       "A variable of the form has no column (an error when the variable is required); one finding for "
+       "the column, with the number of rows, not one per row.",
        "Add the column, or use the current template."),
     _c("IMP-COLUMN-UNKNOWN", "Column not in the form", "warning", "structure", "import",
        "A column is not a variable of the form; its values are not imported.",
@@ -170,11 +194,19 @@ _ENGINE = (
     _c("IMP-HEADER-LABEL", "Column matched by its label", "info", "structure", "import",
        "A header was matched to a variable by the variable's label.",
        "None; use the template's header to be exact."),
+    _c("IMP-HEADER-OFFSET", "Header below note rows", "info", "structure", "import",
+       "The table's header row was found by its content below rows or lines of notes (an export title, "
+       "'printed by ...', a # comment); the notes were not read as data.",
+       "None; the finding names the header row."),
     # -- values ----------------------------------------------------------------------------------
     _c("IMP-TYPE", "Value of the wrong type", "error", "type", "import",
        "A value cannot be read as the variable's type (a number, a date in the site's date order, a partial "
        "date, Y/N).",
        "Correct the value in the file."),
+    _c("IMP-DATE-RANGE", "Date out of range", "error", "type", "import",
+       "A date or datetime (SAS, SPSS, Stata, Excel) is outside the dates trialkit can hold (1678-01-01 to "
+       "2261-12-31); the finding names the cell, and every other value of the column stays a date.",
+       "Check the year and correct the value in the file."),
     _c("IMP-NORMALISED", "Values normalised", "info", "normalisation", "import",
        "Values were converted the study's way (site date order, decimal comma, unit conversion, synonym, "
        "missing-value code, trimmed text); the typed value is kept.",
@@ -190,15 +222,22 @@ _ENGINE = (
        "Check those values and their unit."),
     # -- privacy ---------------------------------------------------------------------------------
     _c("PRIVACY-COLUMN", "Identifier column", "error", "privacy", "import",
-       "A column looks like a direct identifier (name, initials, full birth date, hospital number, e-mail, "
-       "phone); the upload is refused before anything is archived.",
+       "A column's header (in the languages of the sites, hidden sheets included) names a direct identifier: "
+       "name, surname, initials, date of birth, address, phone, e-mail, hospital, insurance or national id "
+       "number; the upload is refused before anything is archived.",
        "Remove the column and upload again."),
     _c("PRIVACY-VALUE", "Identifier in the data", "error", "privacy", "import",
-       "A value looks like a direct identifier (an e-mail, a phone number, a name in free text); it is shown "
-       "masked and the upload is refused before anything is archived.",
+       "A value is a direct identifier under any header: an e-mail, a phone number, a full birth date, a name, "
+       "a national id (US SSN, codice fiscale, NIR, BSN, DNI/NIE, NHS number, SIN, with their check digits); "
+       "it is shown masked and the upload is refused before anything is archived.",
        "Remove the identifier from the cell and upload again."),
+    _c("PRIVACY-COMMENT", "Identifier in a cell comment", "error", "privacy", "import",
+       "A cell comment of the workbook holds a direct identifier, or a name after a word that says whose it "
+       "is ('Mother: ...'); the upload is refused before anything is archived.",
+       "Delete the comment and upload again."),
     _c("PRIVACY-BIRTH-DATE", "Full date of birth", "error", "privacy", "import",
-       "A birth date collected as year and month holds a day: a full birth date identifies a person.",
+       "A variable the study declares part of the date of birth (var(..., birth=True)) holds a day: a full "
+       "birth date identifies a person.",
        "Type the year and month only (YYYY-MM)."),
     # -- form checks (pandera) -------------------------------------------------------------------
     _c("REQUIRED", "Required value missing", "error", "required", "validate",
@@ -232,6 +271,61 @@ _ENGINE = (
        "A record belongs to another site than the one uploading; it is left out (a site sees only its own "
        "data).",
        "Remove the record from this site's upload."),
+    # -- the ledger (trialkit submit) --------------------------------------------------------------
+    _c("LEDGER-NO-FORM", "No form recognised", "error", "ledger", "submit",
+       "No sheet, dataset or file of the upload was recognised as a form of the study; the submission is "
+       "rejected whatever flags are given, so it can never replace the site's data.",
+       "Upload the study's template or datasets named after the forms (trialkit inspect FILE shows what "
+       "was recognised)."),
+    _c("LEDGER-REMOVED-RECORDS", "Upload removes records", "warning", "ledger", "submit",
+       "The upload holds a form without some of the records (rows, subjects, visits) that are the site's "
+       "current data for it (e.g. a truncated file); one finding per form, with the count and the keys. "
+       "The submission is held.",
+       "Check the upload is complete (trialkit diff --site SS); when the removal is intended, submit the "
+       "same files again with --accept-removals (recorded with the operator)."),
+    # -- verify (trialkit verify; pool runs it first) --------------------------------------------
+    _c("VERIFY-ARCHIVE-MISSING", "Archived upload missing", "error", "verify", "verify",
+       "A file of the raw-upload archive recorded in the ledger is gone.",
+       "Restore the workspace's archive from backup."),
+    _c("VERIFY-ARCHIVE-CHANGED", "Archived upload changed", "error", "verify", "verify",
+       "An archived upload's sha256 or size is not what the ledger recorded when it was received.",
+       "Restore the file from backup."),
+    _c("VERIFY-ARCHIVE-WRITABLE", "Archived file writable", "error", "verify", "verify",
+       "An archived file has a write permission (archived files are 0444): someone changed its permissions.",
+       "Check the file against its sha256 and make it read-only again (chmod 0444)."),
+    _c("VERIFY-ARCHIVE-FOLDER-WRITABLE", "Archive folder writable", "warning", "verify", "verify",
+       "An archive folder is writable (they are 0555); an interrupted submit leaves this, and the next "
+       "submit makes it read-only again.",
+       "None if a submit was interrupted; otherwise check who changed the permissions."),
+    _c("VERIFY-AUDIT-GAP", "Audit line missing", "error", "verify", "verify",
+       "The audit lines are not numbered 1..N: a line was deleted.",
+       "Restore the ledger from backup."),
+    _c("VERIFY-AUDIT-CHAIN", "Audit chain broken", "error", "verify", "verify",
+       "An audit line does not match its chain hash (the hash of the line before and its own content): it, "
+       "or a line before it, was edited, deleted or moved; every later line is unverified.",
+       "Restore the ledger from backup."),
+    _c("VERIFY-STATUS", "Status not in the audit log", "error", "verify", "verify",
+       "A submission's status in the ledger is not the one the audit log gave it.",
+       "Restore the ledger from backup."),
+    _c("VERIFY-POINTER", "Current data not in the audit log", "error", "verify", "verify",
+       "A site's current data for a form points to a submission other than the one the audit log made "
+       "current, or to one that is not accepted.",
+       "Restore the ledger from backup."),
+    _c("VERIFY-FREEZE", "Freeze not in the audit log", "error", "verify", "verify",
+       "A freeze names other data than the audit log had made current when it was recorded, or a "
+       "submission that was not accepted.",
+       "Restore the ledger from backup."),
+    _c("VERIFY-LEDGER", "Ledger database damaged", "error", "verify", "verify",
+       "SQLite's own integrity or foreign-key check fails on ledger.sqlite.",
+       "Restore the ledger from backup."),
+    _c("VERIFY-STUDY", "Study definition history changed", "error", "verify", "verify",
+       "The study definitions the workspace was bound to (at init, and by each study-amended line) do not "
+       "follow one another, or the workspace's copy of one of them (studies/) no longer has its recorded hash.",
+       "Restore the ledger or the copy from backup (or copy the definition again from the study folder)."),
+    _c("VERIFY-STUDY-COPY-MISSING", "Copy of a study definition missing", "warning", "verify", "verify",
+       "The workspace's copy of a study definition it was bound to is gone; commands load the definition "
+       "from its original folder and keep the copy again.",
+       "None while the original study folder is there; otherwise restore the copy from backup."),
 )
 
 #: Every engine code by its code.

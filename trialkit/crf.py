@@ -88,6 +88,9 @@ def var(
     derived: bool = False,
     short_label: str | None = None,
     description: str | None = None,
+    censored: bool = False,
+    censor_var: str | None = None,
+    birth: bool = False,
 ) -> Any:
     """A CRF variable as a pandera ``Field``.
 
@@ -104,6 +107,11 @@ def var(
       ``label`` is longer, so no export ever truncates a label silently.
     - ``derived``: filled by trialkit on import (e.g. a lab result in the standard unit), never
       typed by a site, so it is left out of upload templates.
+    - ``censored``: a number that may be typed as a limit (``<1``, ``< 0.5``, ``>500``, ``≤0.3``,
+      ``>=2``): the value is the limit and the operator (``<``, ``<=``, ``>``, ``>=``) goes to the
+      derived text variable ``censor_var`` of the same form.
+    - ``birth``: part of a date of birth. Such a variable may hold a year and month at most; a value
+      with a day is a direct identifier and refuses the upload (:mod:`trialkit.privacy`).
 
     Example::
 
@@ -139,6 +147,9 @@ def var(
         "pdate_formats": list(formats) if type == "pdate" else None,
         "derived": derived,
         "short_label": short_label,
+        "censored": censored,
+        "censor_var": censor_var,
+        "birth": birth,
     }
     return pa.Field(
         nullable=not required,

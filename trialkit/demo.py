@@ -282,6 +282,9 @@ def check_demo_folder(directory: Path) -> bool:
 
 
 def _clear_earlier_demo(directory: Path) -> None:
+    from trialkit.ledger import unlock_archive
+
+    unlock_archive(directory / "workspace")  # its archive folders are read-only
     for name in ("workspace", "uploads", "queries"):
         if (directory / name).is_dir():
             shutil.rmtree(directory / name)
@@ -302,9 +305,11 @@ def _write_job(job: tuple[str, Upload, Path]) -> list[Path]:
     return write_upload(load_study(study_path), upload, folder)
 
 
-def _validate_job(job: tuple[str, list[Path], str, dt.date, dt.date]) -> tuple[Any, list[str]]:
-    """Import and validate one upload (with the demo's data cut and today): report and stamps."""
+def _validate_job(job: tuple[str, list[Path], str, dt.date, dt.date]) -> tuple[Any, list[str], Any]:
+    """Import and validate one upload (with the demo's data cut and today): report, stamps and the
+    records it holds (what the ledger compares with the site's current data)."""
     from trialkit.importers.reader import import_files
+    from trialkit.records import submission_records
     from trialkit.study import load_study
     from trialkit.validate import validate
 
@@ -312,7 +317,8 @@ def _validate_job(job: tuple[str, list[Path], str, dt.date, dt.date]) -> tuple[A
     study = load_study(study_path)
     imported = import_files(files, study, site=site)
     report = validate(study, imported, site=site, data_cut=data_cut, today=today)
-    return report, sorted({str(f["stamp"]) for f in imported.files if f.get("stamp")})
+    stamps = sorted({str(f["stamp"]) for f in imported.files if f.get("stamp")})
+    return report, stamps, submission_records(imported.forms, study)
 
 
 def _mapped(function: Callable[[Any], Any], jobs: list[Any], workers: int) -> Any:
@@ -377,19 +383,19 @@ def run_pipeline(
     submitted: list[dict[str, Any]] = []
     checks = [(study_path, upload.files, upload.site, data_cut, today) for upload in uploads]
     _progress(progress, "importing and validating the uploads", 2, total)
-    for step, (upload, (report, stamps)) in enumerate(zip(uploads, _mapped(_validate_job, checks, workers),
-                                                          strict=True)):
+    for step, (upload, (report, stamps, records)) in enumerate(zip(uploads, _mapped(_validate_job, checks, workers),
+                                                                   strict=True)):
         _progress(progress, f"site {upload.site}: {upload.name} validated and submitted", 2 + step, total)
         now = first_submission + dt.timedelta(hours=2 * step)
-        submission = ws.submit(upload.files, upload.site, report, operator=operator, note=upload.note,
-                               accept_warnings=upload.accept_warnings, now=now, study=study,
+        submission = ws.submit(upload.files, upload.site, report, records=records, operator=operator,
+                               note=upload.note, accept_warnings=upload.accept_warnings, now=now, study=study,
                                template_stamp="; ".join(stamps) or None)
         entry = {"upload": upload.name, "site": upload.site, "kind": upload.kind, "submission": submission.id,
                  "status": submission.status, "counts": dict(submission.counts),
                  "files": [p.relative_to(directory).as_posix() for p in upload.files]}
         if submission.status == HELD and upload.acknowledge_if_held:
-            acknowledged = ws.submit(upload.files, upload.site, report, operator=operator, accept_warnings=True,
-                                     now=now + dt.timedelta(hours=1), study=study)
+            acknowledged = ws.submit(upload.files, upload.site, report, records=records, operator=operator,
+                                     accept_warnings=True, now=now + dt.timedelta(hours=1), study=study)
             entry["status"] = acknowledged.status
             entry["acknowledged"] = True
         submitted.append(entry)

@@ -62,6 +62,7 @@ import numpy as np
 import pandas as pd
 
 from trialkit.errors import TrialkitError
+from trialkit.outputs import MARKER
 
 __all__ = [
     "DEFAULT_CREATED",
@@ -74,6 +75,7 @@ __all__ = [
     "column_types",
     "make_dataset",
     "neutralise_formula",
+    "remove_leftovers",
     "write_codebook",
     "write_dataset",
     "write_output_set",
@@ -977,17 +979,68 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+#: The marker file in every output folder trialkit writes (see :mod:`trialkit.outputs`).
+OUTPUT_MARKER = MARKER
+_STAGED = re.compile(r"\.(tmp|old)-(?:(\d+)-)?[0-9a-z_]+$")
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process with this id is running (a staging folder of a running pool is not a leftover)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def _staged(directory: Path) -> list[tuple[Path, str, int | None]]:
+    """The ``DIR.tmp-*`` and ``DIR.old-*`` folders beside DIR: (path, kind, pid that made it)."""
+    found = []
+    if not directory.parent.is_dir():
+        return found
+    for path in directory.parent.iterdir():
+        if not path.name.startswith(directory.name + ".") or not path.is_dir() or path.is_symlink():
+            continue
+        match = _STAGED.fullmatch(path.name[len(directory.name):])
+        if match:
+            found.append((path, match.group(1), int(match.group(2)) if match.group(2) else None))
+    return found
+
+
 def _recover(directory: Path) -> None:
     """Bring back the previous set if a run died between its two renames (DIR gone, DIR.old-* left)."""
     if directory.exists():
         return
-    olds = sorted(directory.parent.glob(f"{directory.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    olds = sorted((p for p, kind, pid in _staged(directory) if kind == "old" and (pid is None or not _pid_alive(pid))),
+                  key=lambda p: p.stat().st_mtime)
     # Newest complete set first: a set whose removal was itself interrupted is half deleted, may
     # still hold its manifest, and has the newest mtime (deleting files touches it).
     for old in reversed(olds):
         if _is_complete_set(old):
             os.rename(old, directory)
             return
+
+
+def remove_leftovers(directory: str | os.PathLike[str]) -> list[Path]:
+    """Remove what killed runs of :func:`write_output_set` left beside DIR; returns what was removed.
+
+    First DIR is brought back from a complete ``DIR.old-*`` if a run died between its two renames;
+    then every ``DIR.tmp-*`` staging folder and ``DIR.old-*`` previous set whose run is no longer
+    alive is deleted (an unblinded run's staging folder holds the arm: it must not stay).
+    """
+    directory = Path(directory)
+    _recover(directory)
+    removed = []
+    for path, _, pid in _staged(directory):
+        if pid is not None and _pid_alive(pid):
+            continue  # a run in progress beside us
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
 
 
 def _is_complete_set(directory: Path) -> bool:
@@ -1007,6 +1060,7 @@ def write_output_set(
     created: dt.datetime | None = None,
     extra: Mapping[str, Any] | None = None,
     xpt_ascii_only: bool = False,
+    kind: str = "output set",
 ) -> dict[str, Any]:
     """Write every dataset in every format, the codebooks and ``manifest.json``, replacing DIR whole.
 
@@ -1018,14 +1072,17 @@ def write_output_set(
 
     The manifest (sorted keys) lists each file with its sha256 and size, each dataset with its
     label, rows and columns, and ``formats``; ``created`` appears only when passed, and ``extra``
-    (inputs, versions) is merged in. Returns the manifest.
+    (inputs, versions) is merged in. Every set holds the marker file ``.trialkit-output`` (listed in
+    the manifest like the others), which tells :mod:`trialkit.outputs` that trialkit made the folder
+    and may replace it; ``kind`` is written into it. Leftovers of killed runs beside DIR are removed
+    first (:func:`remove_leftovers`). Returns the manifest.
     """
     resolved = {name: _as_dataset(value) for name, value in datasets.items()}
     wanted = _formats(formats)
     stamp = created or DEFAULT_CREATED
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    _recover(directory)
+    remove_leftovers(directory)
     # Check everything before writing anything: one error listing every problem in every dataset.
     problems = []
     for name, ds in resolved.items():
@@ -1042,9 +1099,11 @@ def write_output_set(
             + "\n".join(f"  - {p}" for p in problems)
         )
 
-    staging = Path(tempfile.mkdtemp(prefix=f"{directory.name}.tmp-", dir=directory.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f"{directory.name}.tmp-{os.getpid()}-", dir=directory.parent))
     old: Path | None = None
     try:
+        _write_bytes(staging / OUTPUT_MARKER,
+                     (json.dumps({"kind": kind, "written_by": "trialkit"}, sort_keys=True) + "\n").encode())
         for name, ds in resolved.items():
             _write_ds(ds, staging, name, wanted, stamp, xpt_ascii_only)
         write_codebook(resolved, staging / "codebook.xlsx", staging / "codebook.md", created=stamp)
@@ -1070,7 +1129,7 @@ def write_output_set(
         _write_bytes(staging / "manifest.json", text.encode("utf-8"))
         _fsync_dir(staging)
         if directory.exists():
-            old = directory.with_name(f"{directory.name}.old-{secrets.token_hex(4)}")
+            old = directory.with_name(f"{directory.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
             os.rename(directory, old)
         os.rename(staging, directory)
         _fsync_dir(directory.parent)

@@ -54,6 +54,7 @@ class Category(StrEnum):
     CROSS_FORM = "cross-form"
     DEVIATION = "deviation"  # protocol deviation PD-nn
     PRIVACY = "privacy"
+    LEDGER = "ledger"  # what an upload would do to the site's current data (no form, records removed)
 
 
 class Status(StrEnum):
@@ -163,6 +164,7 @@ class CheckRun:
     severity: str | None = None
     category: str | None = None
     reference: str | None = None
+    detail: str | None = None  # for the trialkit team: what failed inside a check that could not run
 
     def __post_init__(self) -> None:
         self.status = Status(self.status)
@@ -172,6 +174,9 @@ class CheckRun:
         data = asdict(self)
         data["status"] = self.status.value
         return data
+
+
+_CHECK_FIELDS = {f.name for f in fields(CheckRun)}
 
 
 @dataclass
@@ -185,10 +190,15 @@ class InputFile:
 
     @classmethod
     def from_path(cls, path: str | Path, format: str | None = None) -> InputFile:
-        """Hash a file (streaming, so large files do not load into memory)."""
+        """Hash a file (streaming, so large files do not load into memory).
+
+        Only a regular file is read: a link, FIFO or device raises :class:`OSError` (never followed,
+        never blocks)."""
+        from trialkit.safefiles import open_regular
+
         digest = hashlib.sha256()
         size = 0
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
                 size += len(block)
@@ -308,7 +318,7 @@ class Report:
         study = data.get("study") or {}
         return cls(
             findings=[Finding.from_dict(f) for f in data.get("findings", [])],
-            checks=[CheckRun(**c) for c in data.get("checks", [])],
+            checks=[CheckRun(**{k: v for k, v in c.items() if k in _CHECK_FIELDS}) for c in data.get("checks", [])],
             inputs=[InputFile(**i) for i in data.get("inputs", [])],
             trialkit_version=data.get("trialkit_version", ""),
             study_id=study.get("id"),

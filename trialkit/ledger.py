@@ -6,24 +6,40 @@ A workspace is a folder holding:
     what the workspace is for (study id) and when it was created.
 ``ledger.sqlite``
     the ledger (SQLite, WAL journal, foreign keys on): every submission with its files, status and
-    full findings; the site's current accepted submission; the queries with their history and the
-    sites' answers; and an append-only audit log (SQLite triggers abort any UPDATE or DELETE of it).
+    full findings; what each submission held, form by form (rows, subjects, every record's key and
+    content hash: :mod:`trialkit.records`); which submission is each site's current data for each
+    form; the queries with their history and the sites' answers; and an append-only audit log
+    (SQLite triggers abort any UPDATE or DELETE of it, and each line carries a hash chained to the
+    line before, so that an edit made around the triggers is found by :mod:`trialkit.verify`).
 ``archive/sha256/ab/abcdef….ext``
-    every raw upload, byte for byte, named by its sha256 and written read-only.
+    every raw upload, byte for byte, named by its sha256 and written read-only (files 0444, folders
+    0555).
 
 :meth:`Workspace.submit` records one site upload in a single ``BEGIN IMMEDIATE`` transaction: a
 crash leaves the last complete state. Archive files are written (atomically) before the transaction
 commits; an archive file whose transaction never committed is harmless, because the ledger is the
 only thing that refers to it.
 
-Statuses: a submission with any error is ``rejected``; one with warnings that were not acknowledged
-is ``held`` (recorded, its queries tracked, but not the site's current data — re-submit the same
-files with ``accept_warnings=True``); a clean one is ``accepted`` and one whose warnings were
-acknowledged is ``accepted-with-warnings``. Both accepted statuses make it the site's current data.
+**Per-form currency.** A site's current data is kept per form: an accepted submission becomes the
+site's current data only for the forms it holds (a site that sends only its adverse events keeps
+its demographics, labs and everything else). Pool and freeze assemble each site's data form by form.
+
+Statuses, decided in this order:
+
+- ``rejected``: a submission with any error, or one in which no form of the study was recognised
+  (``LEDGER-NO-FORM``) — whatever flags are given;
+- ``held``: warnings that were not acknowledged (``accept_warnings``), or records it would remove
+  from the site's current data (``LEDGER-REMOVED-RECORDS``: a row, a subject or a visit of a form it
+  holds is missing) that were not accepted (``accept_removals``). A held submission is recorded, its
+  queries tracked, but it is not the site's current data; re-submitting the same files with the
+  missing flag accepts it;
+- ``accepted`` when clean, ``accepted-with-warnings`` when warnings or removals were acknowledged.
+
 Protocol deviations (category ``deviation``) do not decide the status: correct data that shows a
 deviation is accepted, and the deviation stays a query for the site (see :func:`blocking_counts`).
 An upload with privacy findings (direct identifiers) is refused before anything is archived
-(:class:`PrivacyRefused`); only an audit line records that it came.
+(:class:`PrivacyRefused`); only an audit line records that it came. Only regular files are taken:
+a symbolic link, a folder, a device or a FIFO is refused before anything is archived.
 
 Nothing in this module prints or imports click: it raises :class:`~trialkit.errors.TrialkitError`
 for "could not run" and :class:`~trialkit.errors.UsageError` for a wrong call (unknown site, ...).
@@ -50,12 +66,14 @@ from typing import Any
 
 from trialkit.errors import TrialkitError, UsageError
 from trialkit.findings import Category, Finding, Report, Severity
+from trialkit.records import SubmissionRecords
+from trialkit.safefiles import not_regular, open_regular, refusal_message
 
 ENV_WORKSPACE = "TRIALKIT_WORKSPACE"
 WORKSPACE_FILE = "trialkit-workspace.toml"
 LEDGER_FILE = "ledger.sqlite"
 ARCHIVE_DIR = "archive"
-LEDGER_SCHEMA_VERSION = 1
+LEDGER_SCHEMA_VERSION = 2
 
 ACCEPTED = "accepted"
 ACCEPTED_WITH_WARNINGS = "accepted-with-warnings"
@@ -110,12 +128,6 @@ CREATE TABLE submission_files (
     PRIMARY KEY (submission_id, sha256)
 );
 
-CREATE TABLE current (
-    site TEXT PRIMARY KEY,
-    submission_id INTEGER NOT NULL REFERENCES submissions(id),
-    since TEXT NOT NULL
-);
-
 CREATE TABLE queries (
     site TEXT NOT NULL,
     query_id TEXT NOT NULL,
@@ -151,7 +163,8 @@ CREATE TABLE audit (
     action TEXT NOT NULL,
     site TEXT,
     submission_id INTEGER REFERENCES submissions(id),
-    detail TEXT NOT NULL
+    detail TEXT NOT NULL,
+    chain TEXT
 );
 
 -- The audit log is append-only: nothing edits or deletes it.
@@ -173,6 +186,56 @@ BEGIN SELECT RAISE(ABORT, 'submission files cannot be changed'); END;
 CREATE TRIGGER submission_files_no_delete BEFORE DELETE ON submission_files
 BEGIN SELECT RAISE(ABORT, 'submission files cannot be deleted'); END;
 """
+
+# Added by ledger schema 2 (also run by the migration of a schema-1 ledger).
+_SCHEMA_2 = """
+-- What each submission held, form by form; n_rows is NULL for a submission recorded by schema 1.
+CREATE TABLE submission_forms (
+    submission_id INTEGER NOT NULL REFERENCES submissions(id),
+    form TEXT NOT NULL,
+    n_rows INTEGER,
+    n_subjects INTEGER,
+    key_variables TEXT NOT NULL,
+    PRIMARY KEY (submission_id, form)
+) WITHOUT ROWID;
+
+CREATE TABLE submission_records (
+    submission_id INTEGER NOT NULL,
+    form TEXT NOT NULL,
+    record_key TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    subject TEXT,
+    content_hash TEXT NOT NULL,
+    PRIMARY KEY (submission_id, form, record_key),
+    FOREIGN KEY (submission_id, form) REFERENCES submission_forms(submission_id, form)
+) WITHOUT ROWID;
+
+-- The site's current data, form by form.
+CREATE TABLE current_forms (
+    site TEXT NOT NULL,
+    form TEXT NOT NULL,
+    submission_id INTEGER NOT NULL REFERENCES submissions(id),
+    since TEXT NOT NULL,
+    PRIMARY KEY (site, form)
+);
+
+CREATE TRIGGER submission_forms_no_update BEFORE UPDATE ON submission_forms
+BEGIN SELECT RAISE(ABORT, 'what a submission held cannot be changed'); END;
+CREATE TRIGGER submission_forms_no_delete BEFORE DELETE ON submission_forms
+BEGIN SELECT RAISE(ABORT, 'what a submission held cannot be deleted'); END;
+CREATE TRIGGER submission_records_no_update BEFORE UPDATE ON submission_records
+BEGIN SELECT RAISE(ABORT, 'what a submission held cannot be changed'); END;
+CREATE TRIGGER submission_records_no_delete BEFORE DELETE ON submission_records
+BEGIN SELECT RAISE(ABORT, 'what a submission held cannot be deleted'); END;
+"""
+
+# The hash before the first audit line of the chain (see :func:`chain_hash`).
+AUDIT_GENESIS = "0" * 64
+
+NO_FORM = "LEDGER-NO-FORM"
+REMOVED_RECORDS = "LEDGER-REMOVED-RECORDS"
+KEYS_SHOWN = 10  # record keys named in a removal finding before "and N more"
+MAX_LABEL_CHARS = 100  # freeze labels (they become folder names: pooled-LABEL)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -217,7 +280,12 @@ class Submission:
 
     ``duplicate`` is True when the files had already been submitted for this site: nothing new was
     recorded and this is the earlier submission. ``action`` says what the call did:
-    ``recorded``, ``duplicate-ignored`` or ``warnings-accepted`` (a held submission made current).
+    ``recorded``, ``duplicate-ignored``, ``warnings-accepted`` or ``removals-accepted`` (a held
+    submission made current). ``forms`` is what it held (``{form: {"rows", "subjects"}}``; rows are
+    None for a submission recorded by ledger schema 1), ``current_forms`` the forms for which it is
+    the site's current data now, and ``changes`` (set by :meth:`Workspace.submit`) what it changes
+    against the site's current data: ``{form: {"added", "removed", "changed", "unchanged",
+    "against"}}``.
     """
 
     id: int
@@ -242,6 +310,14 @@ class Submission:
     action: str = "recorded"
     queries: QueryChanges = field(default_factory=QueryChanges)
     report_json: str = field(default="", repr=False)
+    forms: dict[str, dict[str, int | None]] = field(default_factory=dict)
+    current_forms: tuple[str, ...] = ()
+    changes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def removals(self) -> list[Finding]:
+        """The ``LEDGER-REMOVED-RECORDS`` findings recorded with the submission."""
+        return [f for f in self.report.findings if f.code == REMOVED_RECORDS]
 
     @property
     def report(self) -> Report:
@@ -269,6 +345,8 @@ class Submission:
             "superseded_by": self.superseded_by,
             "acknowledged_by": self.acknowledged_by,
             "acknowledged_at": self.acknowledged_at,
+            "forms": {form: dict(counts) for form, counts in self.forms.items()},
+            "current_forms": list(self.current_forms),
         }
 
 
@@ -329,6 +407,9 @@ def init_workspace(path: str | os.PathLike[str], study_id: str | None = None, *,
         >>> ws.log()  # doctest: +SKIP
         []
     """
+    from trialkit.outputs import check_length
+
+    check_length(path, "DIR")
     folder = Path(path).expanduser()
     if _is_workspace(folder):
         raise UsageError(f"{folder}: already a trialkit workspace; use it, or choose another DIR")
@@ -343,18 +424,15 @@ def init_workspace(path: str | os.PathLike[str], study_id: str | None = None, *,
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA foreign_keys=ON")
             connection.execute("BEGIN IMMEDIATE")
-            for statement in _statements(_SCHEMA):
+            for statement in _statements(_SCHEMA + _SCHEMA_2):
                 connection.execute(statement)
             connection.execute("INSERT INTO schema_version (version) VALUES (?)", (LEDGER_SCHEMA_VERSION,))
-            connection.execute(
-                "INSERT INTO audit (at, operator, action, site, submission_id, detail) "
-                "VALUES (?, ?, 'workspace-created', NULL, NULL, ?)",
-                (created, operator or default_operator(),
-                 json.dumps({"study_id": study_id, **({"binding": binding} if binding else {})})),
-            )
+            _audit(connection, created, operator or default_operator(), "workspace-created", None, None,
+                   {"study_id": study_id, **({"binding": binding} if binding else {})})
             connection.execute("COMMIT")
         finally:
             connection.close()
+        _make_read_only(folder / ARCHIVE_DIR)
     except OSError as exc:
         raise TrialkitError(f"{folder}: cannot create the workspace ({exc.strerror or exc})") from exc
     return Workspace(folder.resolve())
@@ -397,6 +475,9 @@ def find_workspace(path: str | os.PathLike[str] | None = None) -> Path:
     parent of it holding ``trialkit-workspace.toml`` or ``ledger.sqlite``."""
     chosen = path or os.environ.get(ENV_WORKSPACE) or None
     if chosen is not None:
+        from trialkit.outputs import check_length
+
+        check_length(chosen, "--workspace" if path else f"${ENV_WORKSPACE}")
         folder = Path(chosen).expanduser()
         if _is_workspace(folder):
             return folder
@@ -448,11 +529,68 @@ class Workspace:
             raise TrialkitError(
                 f"{self.ledger_path}: not a trialkit ledger ({exc}); restore it from backup"
             ) from exc
-        if row is None or row[0] != LEDGER_SCHEMA_VERSION:
+        if row is not None and row[0] == 1:
+            try:
+                self._migrate_from_1()
+            except (sqlite3.Error, OSError) as exc:
+                raise TrialkitError(
+                    f"{self.ledger_path}: this ledger was written by an earlier trialkit and could not be "
+                    f"brought to ledger schema {LEDGER_SCHEMA_VERSION} ({exc}); nothing was changed. Open it "
+                    "once with write access to the workspace, or use the trialkit version that created it"
+                ) from exc
+        elif row is None or row[0] != LEDGER_SCHEMA_VERSION:
             raise TrialkitError(
                 f"{self.ledger_path}: ledger schema version {row[0] if row else None} is not "
                 f"{LEDGER_SCHEMA_VERSION}; use the trialkit version that created this workspace"
             )
+
+    def _migrate_from_1(self) -> None:
+        """Bring a schema-1 ledger to schema 2, in one audited transaction.
+
+        Schema 1 kept one current submission per site; schema 2 keeps one per site and form. The
+        forms of every schema-1 submission are those its recorded report ran form checks on
+        (``schema:FORM``); their row counts and record keys were never recorded (NULL: pool then
+        checks re-imports for errors only, and a removal check re-imports that submission from the
+        archive). Every audit line gets its chain hash, and the archive folders become read-only.
+        """
+        with self._transaction() as connection:
+            version = connection.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+            if version != 1:  # another process migrated it while this one waited for the lock
+                return
+            for statement in _statements(_SCHEMA_2):
+                connection.execute(statement)
+            for row in connection.execute("SELECT id, report_json FROM submissions ORDER BY id").fetchall():
+                for form in _report_forms(row["report_json"]):
+                    connection.execute(
+                        "INSERT INTO submission_forms (submission_id, form, n_rows, n_subjects, key_variables) "
+                        "VALUES (?, ?, NULL, NULL, '[]')", (row["id"], form))
+            pointers: dict[str, dict[str, int]] = {}
+            for row in connection.execute("SELECT site, submission_id, since FROM current ORDER BY site").fetchall():
+                forms = [r[0] for r in connection.execute(
+                    "SELECT form FROM submission_forms WHERE submission_id = ? ORDER BY form", (row["submission_id"],))]
+                for form in forms:
+                    connection.execute(
+                        "INSERT INTO current_forms (site, form, submission_id, since) VALUES (?, ?, ?, ?)",
+                        (row["site"], form, row["submission_id"], row["since"]))
+                pointers[row["site"]] = dict.fromkeys(forms, int(row["submission_id"]))
+            connection.execute("DROP TABLE current")
+            # The chain hashes are written once, here, around the append-only triggers.
+            connection.execute("ALTER TABLE audit ADD COLUMN chain TEXT")
+            connection.execute("DROP TRIGGER audit_no_update")
+            previous = AUDIT_GENESIS
+            for line in connection.execute("SELECT * FROM audit ORDER BY seq").fetchall():
+                previous = chain_hash(previous, line)
+                connection.execute("UPDATE audit SET chain = ? WHERE seq = ?", (previous, line["seq"]))
+            connection.execute(
+                "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, "
+                "'the audit log is append-only: audit rows cannot be updated'); END")
+            connection.execute("UPDATE schema_version SET version = ?", (LEDGER_SCHEMA_VERSION,))
+            _audit(connection, _utc_text(), default_operator(), "ledger-migrated", None, None, {
+                "from": 1, "to": LEDGER_SCHEMA_VERSION, "current_forms": pointers,
+                "note": "current data kept per form; the forms of each earlier submission come from its "
+                        "recorded report (record keys and row counts were not recorded before)",
+            })
+        _make_read_only(self.path / ARCHIVE_DIR)
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.path)!r})"
@@ -539,35 +677,52 @@ class Workspace:
         raise TrialkitError(f"no archived file with sha256 {digest} in {self.path / ARCHIVE_DIR}")
 
     def _archive(self, source: Path, digest: str) -> Path:
-        """Copy ``source`` into the archive under its sha256, read-only, atomically."""
+        """Copy ``source`` into the archive under its sha256, read-only, atomically.
+
+        Archive folders are read-only (0555) like the files (0444): a folder is made writable only
+        while a new file goes in, under an exclusive lock on the archive so that two submitting
+        processes never race on a folder's mode.
+        """
         try:
             return self.archive_path(digest)
         except TrialkitError:
             pass
-        folder = self.path / ARCHIVE_DIR / "sha256" / digest[:2]
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / (digest + _safe_extension(source.name))
-        check = hashlib.sha256()
-        handle, temp_name = tempfile.mkstemp(prefix=".incoming-", dir=folder)
-        try:
-            with os.fdopen(handle, "wb") as out, open(source, "rb") as src:
-                for block in iter(lambda: src.read(1 << 20), b""):
-                    check.update(block)
-                    out.write(block)
-                out.flush()
-                os.fsync(out.fileno())
-            if check.hexdigest() != digest:
-                raise TrialkitError(
-                    f"{source}: the file changed while it was being submitted (sha256 differs); "
-                    "submit it again once nothing is writing to it"
-                )
-            os.chmod(temp_name, 0o444)
-            os.replace(temp_name, target)
-        except BaseException:
-            if os.path.exists(temp_name):
-                os.unlink(temp_name)
-            raise
-        _fsync_folder(folder)
+        root = self.path / ARCHIVE_DIR
+        with _archive_lock(root):
+            try:
+                return self.archive_path(digest)  # another process archived it while we waited
+            except TrialkitError:
+                pass
+            sha_root = root / "sha256"
+            _heal_folders(root)  # a submit killed inside _writable left a folder writable
+            folder = sha_root / digest[:2]
+            if not folder.is_dir():
+                with _writable(sha_root):
+                    folder.mkdir(mode=0o755, exist_ok=True)
+                os.chmod(folder, 0o555)
+            target = folder / (digest + _safe_extension(source.name))
+            check = hashlib.sha256()
+            with _writable(folder):
+                handle, temp_name = tempfile.mkstemp(prefix=".incoming-", dir=folder)
+                try:
+                    with os.fdopen(handle, "wb") as out, open_regular(source) as src:
+                        for block in iter(lambda: src.read(1 << 20), b""):
+                            check.update(block)
+                            out.write(block)
+                        out.flush()
+                        os.fsync(out.fileno())
+                    if check.hexdigest() != digest:
+                        raise TrialkitError(
+                            f"{source}: the file changed while it was being submitted (sha256 differs); "
+                            "submit it again once nothing is writing to it"
+                        )
+                    os.chmod(temp_name, 0o444)
+                    os.replace(temp_name, target)
+                except BaseException:
+                    if os.path.exists(temp_name):
+                        os.unlink(temp_name)
+                    raise
+            _fsync_folder(folder)
         return target
 
     # -- submitting -----------------------------------------------------------------------------
@@ -578,21 +733,30 @@ class Workspace:
         site: str,
         report: Report,
         *,
+        records: SubmissionRecords | None = None,
         operator: str | None = None,
         note: str | None = None,
         accept_warnings: bool = False,
+        accept_removals: bool = False,
         now: datetime | None = None,
         study: Any = None,
         template_stamp: str | None = None,
     ) -> Submission:
         """Record one upload of ``site``: its raw files, the validation ``report`` and its status.
 
-        Files are archived unchanged. The status follows the report (see the module docstring);
-        an accepted submission becomes the site's current data and supersedes the previous one.
-        The site's queries are updated from the report's error and warning findings. The same set
-        of files (by sha256) submitted again for the same site records nothing and returns the
-        earlier submission with ``duplicate=True`` — except that a ``held`` submission re-submitted
-        with ``accept_warnings`` is made current (``action == "warnings-accepted"``).
+        ``records`` is what the upload holds, form by form (:func:`trialkit.records.submission_records`
+        of the import that ``report`` validated); when it is not given and ``study`` is, the files
+        are imported again to learn it; with neither, no form is known and the submission is
+        rejected (``LEDGER-NO-FORM``). Files are archived unchanged. The status follows the module
+        docstring: the removal check compares each form the upload holds with the site's current
+        data for that form and adds one ``LEDGER-REMOVED-RECORDS`` finding per form that would lose
+        records. An accepted submission becomes the site's current data for the forms it holds.
+        The site's queries are updated from the report's error and warning findings (a query of a
+        form the upload does not hold stays as it is). The same set of files (by sha256) submitted
+        again for the same site records nothing and returns the earlier submission with
+        ``duplicate=True`` — except that a ``held`` submission re-submitted with the flags its hold
+        needs (``accept_warnings``, ``accept_removals``) is made current (``action`` is then
+        ``warnings-accepted`` or ``removals-accepted``).
         """
         site = self.check_site(site, study)
         if not paths:
@@ -609,10 +773,11 @@ class Workspace:
         privacy = [f for f in report.findings if f.category == Category.PRIVACY]
         if privacy:
             # Direct identifiers never reach the ledger or the archive: nothing is stored but an
-            # audit line with the file hashes and the kinds of problem (no values).
+            # audit line with the file hashes, sizes and the kinds of problem — no values, and no
+            # file name (a name like "ROSSI Mario 2012-05-17.xlsx" is itself an identifier).
             with self._transaction() as connection:
                 _audit(connection, at, operator, "refused-privacy", site, None, {
-                    "files": [{"name": f["name"], "sha256": f["sha256"]} for f in files],
+                    "files": [{"sha256": f["sha256"], "size": f["size"]} for f in files],
                     "codes": sorted({f.code for f in privacy}),
                     "findings": len(privacy),
                 })
@@ -622,6 +787,11 @@ class Workspace:
                 "identifiers; nothing was archived or recorded except an audit line. Remove the "
                 "identifying columns or values and send the upload again."
             )
+        if records is None and study is not None:
+            from trialkit.records import records_of_files
+
+            records = records_of_files([f["path"] for f in files], study, site)
+        records = records if records is not None else SubmissionRecords()
         archived = [
             SubmissionFile(
                 sha256=f["sha256"], size=f["size"], original_name=f["name"], format=f["format"],
@@ -630,14 +800,6 @@ class Workspace:
             for f in files
         ]
         content_key = hashlib.sha256("\n".join(sorted(f.sha256 for f in archived)).encode()).hexdigest()
-        counts = report.counts()
-        blocking = blocking_counts(report)
-        if blocking["error"]:
-            status = REJECTED
-        elif blocking["warning"]:
-            status = ACCEPTED_WITH_WARNINGS if accept_warnings else HELD
-        else:
-            status = ACCEPTED
 
         with self._transaction() as connection:
             earlier = connection.execute(
@@ -645,8 +807,8 @@ class Workspace:
                 (site, content_key),
             ).fetchone()
             if earlier is not None:
-                if earlier["status"] == HELD and accept_warnings:
-                    return self._accept_held(connection, earlier, operator, at)
+                if earlier["status"] == HELD and _hold_lifted(earlier, accept_warnings, accept_removals):
+                    return self._accept_held(connection, earlier, operator, at, accept_removals)
                 _audit(connection, at, operator, "duplicate-ignored", site, earlier["id"], {
                     "files": [{"name": f.original_name, "sha256": f.sha256} for f in archived],
                     "earlier_status": earlier["status"],
@@ -654,14 +816,39 @@ class Workspace:
                 return _replace(self._submission(connection, earlier), duplicate=True,
                                 action="duplicate-ignored")
 
+            changes, ledger_findings = self._compare_with_current(connection, site, records, study)
+            recorded = Report.from_dict(report.to_dict())
+            recorded.extend(ledger_findings)
+            if not records:
+                recorded.add(Finding(
+                    code=NO_FORM, severity=Severity.ERROR, category=Category.LEDGER, site=site,
+                    message=f"no form of the study was recognised in {', '.join(f.original_name for f in archived)}: "
+                            "nothing in it can become the site's data, so it is rejected whatever is "
+                            "acknowledged; name the sheets or files by their form (e.g. DM, VS) or send "
+                            "the site's upload workbook",
+                ))
+            counts = recorded.counts()
+            blocking = blocking_counts(recorded)
+            removals = [f for f in ledger_findings if f.code == REMOVED_RECORDS]
+            if blocking["error"]:
+                status = REJECTED
+            elif (blocking["warning"] and not accept_warnings) or (removals and not accept_removals):
+                status = HELD
+            elif blocking["warning"] or removals:
+                status = ACCEPTED_WITH_WARNINGS
+            else:
+                status = ACCEPTED
+            acknowledged = status == ACCEPTED_WITH_WARNINGS
+
             cursor = connection.execute(
                 "INSERT INTO submissions (site, submitted_at, operator, note, status, study_id, "
                 "study_version, schema_hash, template_stamp, trialkit_version, data_cut, n_error, "
-                "n_warning, n_info, content_key, report_json) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "n_warning, n_info, content_key, report_json, acknowledged_by, acknowledged_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (site, at, operator, note, status, report.study_id, report.study_version,
                  report.schema_hash, template_stamp, report.trialkit_version, report.data_cut,
-                 counts["error"], counts["warning"], counts["info"], content_key, report.to_json(None)),
+                 counts["error"], counts["warning"], counts["info"], content_key, recorded.to_json(None),
+                 operator if acknowledged else None, at if acknowledged else None),
             )
             submission_id = int(cursor.lastrowid)
             connection.executemany(
@@ -670,21 +857,127 @@ class Workspace:
                 [(submission_id, f.sha256, f.size, f.original_name, f.format, f.archive_path)
                  for f in archived],
             )
-            changes = _track_queries(connection, site, submission_id, report, at)
-            supersedes = None
-            if status in CURRENT_STATUSES:
-                supersedes = _make_current(connection, site, submission_id, at)
+            _insert_records(connection, submission_id, records)
+            queries = _track_queries(connection, site, submission_id, recorded, at, set(records.forms))
+            replaced: dict[str, int] = {}
+            became = status in CURRENT_STATUSES
+            if became:
+                replaced = _make_current(connection, site, submission_id, sorted(records.forms), at)
             _audit(connection, at, operator, "submitted", site, submission_id, {
                 "status": status,
                 "note": note,
                 "files": [{"name": f.original_name, "sha256": f.sha256, "size": f.size} for f in archived],
                 "counts": counts,
-                "became_current": status in CURRENT_STATUSES,
-                "supersedes": supersedes,
-                "queries": {k: len(v) if isinstance(v, list) else v for k, v in changes.to_dict().items()},
+                "forms": {code: form.rows for code, form in sorted(records.forms.items())},
+                "became_current": became,
+                "current_forms": sorted(records.forms) if became else [],
+                "supersedes": replaced,
+                "changes": {code: {k: v for k, v in change.items() if k != "removed_keys"}
+                            for code, change in changes.items()},
+                "removals": {f.form: (f.evidence or {}).get("removed") for f in removals},
+                "removals_accepted": bool(removals) and became,
+                "warnings_accepted": bool(blocking["warning"]) and became,
+                "queries": {k: len(v) if isinstance(v, list) else v for k, v in queries.to_dict().items()},
             })
             row = connection.execute("SELECT * FROM submissions WHERE id = ?", (submission_id,)).fetchone()
-            return _replace(self._submission(connection, row), queries=changes)
+            return _replace(self._submission(connection, row), queries=queries, changes=changes)
+
+    def _compare_with_current(self, connection: sqlite3.Connection, site: str, records: SubmissionRecords,
+                              study: Any) -> tuple[dict[str, dict[str, Any]], list[Finding]]:
+        """What the upload changes against the site's current data, per form it holds, and one
+        ``LEDGER-REMOVED-RECORDS`` finding per form whose current records it does not all hold."""
+        changes: dict[str, dict[str, Any]] = {}
+        findings: list[Finding] = []
+        for code, new in sorted(records.forms.items()):
+            pointer = connection.execute(
+                "SELECT submission_id FROM current_forms WHERE site = ? AND form = ?", (site, code)
+            ).fetchone()
+            if pointer is None:
+                changes[code] = {"added": new.rows, "removed": 0, "changed": 0, "unchanged": 0, "against": None}
+                continue
+            against = int(pointer[0])
+            old = self._records_of(connection, against, code, study)
+            if old is None:
+                findings.append(Finding(
+                    code=REMOVED_RECORDS, severity=Severity.WARNING, category=Category.LEDGER, site=site,
+                    form=code, evidence={"against": against, "removed": None},
+                    message=f"{code}: the site's current data (submission {against}) was recorded by an "
+                            "older trialkit without record keys and could not be re-read to compare; "
+                            "check the upload is complete before accepting it with --accept-removals",
+                ))
+                changes[code] = {"added": None, "removed": None, "changed": None, "unchanged": None,
+                                 "against": against}
+                continue
+            new_map = new.by_key()
+            removed = [k for k in old if k not in new_map]
+            added = [k for k in new_map if k not in old]
+            changed = [k for k in new_map if k in old and old[k][0] != new_map[k][0]]
+            changes[code] = {"added": len(added), "removed": len(removed), "changed": len(changed),
+                             "unchanged": len(new_map) - len(added) - len(changed), "against": against}
+            if removed:
+                findings.append(_removal_finding(site, code, against, removed, old, new))
+        return changes, findings
+
+    def _records_of(self, connection: sqlite3.Connection, submission_id: int, form: str,
+                    study: Any) -> dict[str, tuple[str, str | None]] | None:
+        """``{key: (hash, subject)}`` of a submission's form, from the ledger; a submission recorded
+        by ledger schema 1 is re-imported from the archive (None when that cannot be done)."""
+        known = connection.execute(
+            "SELECT n_rows FROM submission_forms WHERE submission_id = ? AND form = ?", (submission_id, form)
+        ).fetchone()
+        if known is not None and known[0] is not None:
+            return {
+                r[0]: (r[1], r[2]) for r in connection.execute(
+                    "SELECT record_key, content_hash, subject FROM submission_records "
+                    "WHERE submission_id = ? AND form = ? ORDER BY position", (submission_id, form))
+            }
+        if study is None:
+            return None
+        from trialkit.records import submission_records
+
+        try:
+            imported = self.reimport(submission_id, study, connection=connection)
+        except TrialkitError:
+            return None
+        summary = submission_records(imported.forms, study).forms.get(form)
+        return summary.by_key() if summary is not None else {}
+
+    def reimport(self, submission_id: Any, study: Any, *, connection: sqlite3.Connection | None = None) -> Any:
+        """Import one archived submission (an id, or a :class:`Submission`) again: its files under
+        their original names — only ever as bare names, in a scratch folder — with the site's
+        conventions; returns the :class:`~trialkit.importers.base.ImportResult`. Lineage and
+        findings name the archived upload (``submission N: NAME``), not the scratch copy."""
+        import shutil
+
+        from trialkit.importers.reader import import_files
+
+        if not isinstance(submission_id, int):  # a submission itself (anything with id, site, files)
+            sub = submission_id
+        elif connection is None:
+            sub = self.submission(submission_id)
+        else:
+            row = connection.execute("SELECT * FROM submissions WHERE id = ?", (submission_id,)).fetchone()
+            if row is None:
+                raise TrialkitError(f"{self.ledger_path}: no submission {submission_id}")
+            sub = self._submission(connection, row)
+        with tempfile.TemporaryDirectory(prefix="trialkit-reimport-") as scratch:
+            paths = []
+            for index, item in enumerate(sub.files):
+                source = self.archive_path(item.sha256)
+                name = Path(item.original_name).name or f"file{index}"
+                folder = Path(scratch) / str(index)
+                folder.mkdir()
+                target = folder / name
+                shutil.copyfile(source, target)
+                paths.append(target)
+            result = import_files(paths, study, site=sub.site)
+        originals = {str(p): f"submission {sub.id}: {p.name}" for p in paths}
+        for form_data in result.forms.values():
+            form_data.lineage["FILE"] = form_data.lineage["FILE"].map(lambda f: originals.get(str(f), f))
+        for finding in result.report.findings:
+            if finding.file is not None:
+                finding.file = originals.get(str(finding.file), finding.file)
+        return result
 
     def _hash_inputs(self, paths: Sequence[str | os.PathLike[str]], report: Report) -> list[dict[str, Any]]:
         known = {}
@@ -697,6 +990,9 @@ class Workspace:
         seen: set[str] = set()
         for raw in paths:
             path = Path(raw)
+            reason = not_regular(path)
+            if reason is not None:  # before anything is read or archived
+                raise UsageError(refusal_message(path, reason))
             if not path.is_file():
                 raise UsageError(f"{path}: no such file; check the FILE arguments")
             digest, size = _hash_file(path)
@@ -715,7 +1011,7 @@ class Workspace:
         return files
 
     def _accept_held(self, connection: sqlite3.Connection, held: sqlite3.Row, operator: str,
-                     at: str) -> Submission:
+                     at: str, accept_removals: bool) -> Submission:
         latest = connection.execute(
             "SELECT max(id) FROM submissions WHERE site = ?", (held["site"],)
         ).fetchone()[0]
@@ -728,13 +1024,19 @@ class Workspace:
             "UPDATE submissions SET status = ?, acknowledged_by = ?, acknowledged_at = ? WHERE id = ?",
             (ACCEPTED_WITH_WARNINGS, operator, at, held["id"]),
         )
-        supersedes = _make_current(connection, held["site"], held["id"], at)
-        _audit(connection, at, operator, "warnings-accepted", held["site"], held["id"], {
+        forms = [r[0] for r in connection.execute(
+            "SELECT form FROM submission_forms WHERE submission_id = ? ORDER BY form", (held["id"],))]
+        replaced = _make_current(connection, held["site"], held["id"], forms, at)
+        removals = _held_removals(held)
+        action = "removals-accepted" if removals else "warnings-accepted"
+        _audit(connection, at, operator, action, held["site"], held["id"], {
             "status": ACCEPTED_WITH_WARNINGS, "previous_status": HELD,
-            "warnings": held["n_warning"], "became_current": True, "supersedes": supersedes,
+            "warnings": blocking_counts(Report.from_dict(json.loads(held["report_json"])))["warning"],
+            "removals": removals, "removals_accepted": bool(removals),
+            "became_current": True, "current_forms": forms, "supersedes": replaced,
         })
         row = connection.execute("SELECT * FROM submissions WHERE id = ?", (held["id"],)).fetchone()
-        return _replace(self._submission(connection, row), action="warnings-accepted",
+        return _replace(self._submission(connection, row), action=action,
                         queries=QueryChanges(tracked=False))
 
     # -- reading the ledger ---------------------------------------------------------------------
@@ -746,9 +1048,15 @@ class Workspace:
                 "SELECT * FROM submission_files WHERE submission_id = ? ORDER BY rowid", (row["id"],)
             )
         )
-        current = connection.execute(
-            "SELECT 1 FROM current WHERE site = ? AND submission_id = ?", (row["site"], row["id"])
-        ).fetchone()
+        current = tuple(r[0] for r in connection.execute(
+            "SELECT form FROM current_forms WHERE site = ? AND submission_id = ? ORDER BY form",
+            (row["site"], row["id"])))
+        forms = {
+            r["form"]: {"rows": r["n_rows"], "subjects": r["n_subjects"]}
+            for r in connection.execute(
+                "SELECT form, n_rows, n_subjects FROM submission_forms WHERE submission_id = ? ORDER BY form",
+                (row["id"],))
+        }
         return Submission(
             id=row["id"], site=row["site"], submitted_at=row["submitted_at"],
             operator=row["operator"], note=row["note"], status=row["status"],
@@ -758,7 +1066,7 @@ class Workspace:
             counts={"error": row["n_error"], "warning": row["n_warning"], "info": row["n_info"]},
             files=files, superseded_by=row["superseded_by"],
             acknowledged_by=row["acknowledged_by"], acknowledged_at=row["acknowledged_at"],
-            is_current=current is not None, report_json=row["report_json"],
+            is_current=bool(current), report_json=row["report_json"], forms=forms, current_forms=current,
         )
 
     def submission(self, submission_id: int) -> Submission:
@@ -769,13 +1077,37 @@ class Workspace:
                 raise TrialkitError(f"{self.ledger_path}: no submission {submission_id}")
             return self._submission(connection, row)
 
+    def current_forms(self, site: str | None = None) -> dict[str, dict[str, int]]:
+        """The site's current data, form by form: ``{site: {form: submission id}}`` (sorted)."""
+        sql = "SELECT site, form, submission_id FROM current_forms"
+        args: tuple[Any, ...] = ()
+        if site is not None:
+            sql += " WHERE site = ?"
+            args = (self.check_site(site),)
+        result: dict[str, dict[str, int]] = {}
+        with self._connect() as connection:
+            for row in connection.execute(sql + " ORDER BY site, form", args):
+                result.setdefault(row["site"], {})[row["form"]] = int(row["submission_id"])
+        return result
+
     def current_submissions(self) -> dict[str, Submission]:
-        """Each site's current accepted submission, by site id (sorted)."""
+        """Each site's latest submission that is current data for at least one form, by site id.
+
+        With per-form currency a site's data may come from several submissions; :meth:`current_forms`
+        says which submission each form comes from.
+        """
         with self._connect() as connection:
             rows = connection.execute(
-                "SELECT s.* FROM current c JOIN submissions s ON s.id = c.submission_id ORDER BY c.site"
+                "SELECT s.* FROM submissions s WHERE s.id IN ("
+                "SELECT max(submission_id) FROM current_forms GROUP BY site) ORDER BY s.site"
             ).fetchall()
             return {row["site"]: self._submission(connection, row) for row in rows}
+
+    def form_records(self, submission_id: int, form: str) -> dict[str, tuple[str, str | None]] | None:
+        """``{record key: (content hash, subject)}`` of one form of a submission, in upload order
+        (None when the ledger has no record keys for it: recorded by ledger schema 1)."""
+        with self._connect() as connection:
+            return self._records_of(connection, submission_id, form, None)
 
     def log(self, site: str | None = None) -> list[dict[str, Any]]:
         """Every submission (oldest first), optionally of one site, with status and files."""
@@ -814,36 +1146,53 @@ class Workspace:
             return int(connection.execute("SELECT max(seq) FROM audit").fetchone()[0])
 
     def freeze(self, label: str, *, operator: str | None = None) -> dict[str, Any]:
-        """Record a named, immutable snapshot of every site's current submission.
+        """Record a named, immutable snapshot of every site's current data, form by form.
 
         The snapshot is an audit line (``freeze``), so nothing can change or delete it; a label can be
-        used once. Returns ``{"label", "submissions": {site: id}, "at"}``.
+        used once. Returns ``{"label", "forms": {site: {form: id}}, "submissions": {site: latest id},
+        "at"}``. Nothing is recorded when the label is refused.
         """
-        label = label.strip()
-        if not label or not all(ch.isalnum() or ch in "-_." for ch in label):
-            raise UsageError(f"freeze label {label!r}: use letters, digits, '-', '_' or '.'")
+        label = check_label(label)
         with self._transaction() as connection:
             for row in connection.execute("SELECT detail FROM audit WHERE action = 'freeze'"):
                 if json.loads(row["detail"]).get("label") == label:
                     raise UsageError(f"a freeze called {label!r} already exists; choose another label")
             rows = connection.execute(
-                "SELECT site, submission_id FROM current ORDER BY site"
+                "SELECT site, form, submission_id FROM current_forms ORDER BY site, form"
             ).fetchall()
             if not rows:
                 raise UsageError("nothing to freeze: no site has accepted data yet (trialkit submit)")
-            snapshot = {r["site"]: int(r["submission_id"]) for r in rows}
+            forms: dict[str, dict[str, int]] = {}
+            for r in rows:
+                forms.setdefault(r["site"], {})[r["form"]] = int(r["submission_id"])
+            snapshot = {site: max(pointers.values()) for site, pointers in forms.items()}
             at = _utc_text()
             _audit(connection, at, operator or default_operator(), "freeze", None, None,
-                   {"label": label, "submissions": snapshot})
-        return {"label": label, "submissions": snapshot, "at": at}
+                   {"label": label, "submissions": snapshot, "forms": forms})
+        return {"label": label, "submissions": snapshot, "forms": forms, "at": at}
+
+    def frozen_forms(self, label: str) -> dict[str, dict[str, int]]:
+        """The data of the freeze called ``label``: ``{site: {form: submission id}}``.
+
+        A freeze recorded by ledger schema 1 named one submission per site: all its forms."""
+        label = check_label(label)
+        freezes = [e for e in self.audit() if e["action"] == "freeze"]
+        for entry in freezes:
+            if entry["detail"].get("label") != label:
+                continue
+            if "forms" in entry["detail"]:
+                return {site: {form: int(i) for form, i in pointers.items()}
+                        for site, pointers in sorted(entry["detail"]["forms"].items())}
+            result = {}
+            for site, submission_id in sorted(entry["detail"]["submissions"].items()):
+                result[site] = dict.fromkeys(self.submission(int(submission_id)).forms, int(submission_id))
+            return result
+        known = [e["detail"].get("label") for e in freezes]
+        raise UsageError(f"no freeze called {label!r}; known: {', '.join(known) or 'none'}")
 
     def frozen_submissions(self, label: str) -> dict[str, Submission]:
-        """The submissions of the freeze called ``label``, by site."""
-        for entry in self.audit():
-            if entry["action"] == "freeze" and entry["detail"].get("label") == label:
-                return {site: self.submission(int(sid)) for site, sid in entry["detail"]["submissions"].items()}
-        known = [e["detail"].get("label") for e in self.audit() if e["action"] == "freeze"]
-        raise UsageError(f"no freeze called {label!r}; known: {', '.join(known) or 'none'}")
+        """The latest submission of each site in the freeze called ``label`` (see :meth:`frozen_forms`)."""
+        return {site: self.submission(max(pointers.values())) for site, pointers in self.frozen_forms(label).items()}
 
     # -- queries --------------------------------------------------------------------------------
 
@@ -957,6 +1306,18 @@ class Workspace:
 # Helpers
 
 
+def check_label(label: str) -> str:
+    """A freeze label as given, if it can name a snapshot and its folder (``pooled-LABEL``): letters,
+    digits, ``-``, ``_`` and ``.``, at most :data:`MAX_LABEL_CHARS` characters (UsageError else)."""
+    text = str(label).strip()
+    if len(text) > MAX_LABEL_CHARS:
+        raise UsageError(f"freeze label of {len(text)} characters: use at most {MAX_LABEL_CHARS} (it also "
+                         "names the folder pooled-LABEL)")
+    if not text or text.startswith(".") or not all(ch.isascii() and (ch.isalnum() or ch in "-_.") for ch in text):
+        raise UsageError(f"freeze label {text!r}: use letters, digits, '-', '_' or '.' (not first)")
+    return text
+
+
 def blocking_counts(report: Report) -> dict[str, int]:
     """Errors and warnings that decide a submission's status.
 
@@ -964,40 +1325,143 @@ def blocking_counts(report: Report) -> dict[str, int]:
     data showing a deviation must still be accepted (the deviation is tracked as a query for the
     site to confirm, and pooled so that it takes the subject out of the per-protocol population).
     Every other error rejects; every other warning holds until acknowledged.
+
+    Records an upload would remove (``LEDGER-REMOVED-RECORDS``) are not counted here either: they
+    hold a submission until accepted with ``accept_removals``, which ``accept_warnings`` does not do.
     """
     counts = {"error": 0, "warning": 0}
     for finding in report.findings:
-        if finding.category != Category.DEVIATION and finding.severity.value in counts:
+        if finding.category == Category.DEVIATION or finding.code == REMOVED_RECORDS:
+            continue
+        if finding.severity.value in counts:
             counts[finding.severity.value] += 1
     return counts
+
+
+def _held_removals(held: sqlite3.Row) -> dict[str, Any]:
+    """``{form: records removed}`` of a held submission's removal findings."""
+    report = json.loads(held["report_json"])
+    return {f.get("form"): (f.get("evidence") or {}).get("removed")
+            for f in report.get("findings", []) if f.get("code") == REMOVED_RECORDS}
+
+
+def _hold_lifted(held: sqlite3.Row, accept_warnings: bool, accept_removals: bool) -> bool:
+    """Whether the flags given now acknowledge everything that holds this submission."""
+    warnings = blocking_counts(Report.from_dict(json.loads(held["report_json"])))["warning"]
+    removals = _held_removals(held)
+    if not (accept_warnings or accept_removals):
+        return False
+    return (accept_warnings or not warnings) and (accept_removals or not removals)
+
+
+def _removal_finding(site: str, form: str, against: int, removed: list[str],
+                     old: dict[str, tuple[str, str | None]], new: Any) -> Finding:
+    """One ``LEDGER-REMOVED-RECORDS`` finding: the form, the count, the first keys, lost subjects."""
+    from trialkit.records import key_label
+
+    kept_subjects = set(new.subject_ids)
+    old_subjects = {subject for _, subject in old.values() if subject}
+    lost_subjects = sorted(old_subjects - kept_subjects)
+    shown = ", ".join(key_label(k) for k in removed[:KEYS_SHOWN])
+    more = f" and {len(removed) - KEYS_SHOWN} more" if len(removed) > KEYS_SHOWN else ""
+    subjects = (f"; {len(lost_subjects)} subject(s) would disappear from {form} entirely "
+                f"({', '.join(lost_subjects[:KEYS_SHOWN])}{' …' if len(lost_subjects) > KEYS_SHOWN else ''})"
+                if lost_subjects else "")
+    return Finding(
+        code=REMOVED_RECORDS, severity=Severity.WARNING, category=Category.LEDGER, site=site, form=form,
+        value=str(len(removed)), expected=f"the {len(old)} record(s) of the site's current {form} data",
+        evidence={"against": against, "removed": len(removed), "current_rows": len(old),
+                  "new_rows": new.rows, "keys": removed[:100], "subjects": lost_subjects[:100]},
+        message=f"{form}: {len(removed)} of the {len(old)} record(s) of the site's current data "
+                f"(submission {against}) are not in this upload ({new.rows} record(s)): "
+                f"{shown}{more}{subjects}. A truncated or partial file looks like this. If the site "
+                "really deleted them, accept with --accept-removals; otherwise ask the site for the "
+                "complete file",
+    )
+
+
+def _insert_records(connection: sqlite3.Connection, submission_id: int, records: SubmissionRecords) -> None:
+    """Store what a submission holds: per form rows, subjects and every record's key and hash."""
+    for code, form in sorted(records.forms.items()):
+        connection.execute(
+            "INSERT INTO submission_forms (submission_id, form, n_rows, n_subjects, key_variables) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (submission_id, code, form.rows, len(form.subject_ids), json.dumps(list(form.key_variables))),
+        )
+        connection.executemany(
+            "INSERT INTO submission_records (submission_id, form, record_key, position, subject, content_hash) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(submission_id, code, key, position, subject, digest)
+             for position, (key, digest, subject) in enumerate(zip(form.keys, form.hashes, form.subjects,
+                                                                   strict=True))],
+        )
 
 
 def _replace(submission: Submission, **changes: Any) -> Submission:
     return dataclasses.replace(submission, **changes)
 
 
+def chain_hash(previous: str, line: Any) -> str:
+    """The chain hash of one audit line: sha256 of the previous line's chain hash and this line's
+    content (seq, time, operator, action, site, submission, detail). Editing, deleting or reordering
+    a line changes every hash from there on."""
+    content = json.dumps(
+        [line["seq"], line["at"], line["operator"], line["action"], line["site"], line["submission_id"],
+         line["detail"]],
+        ensure_ascii=False, separators=(",", ":"),
+    )
+    return hashlib.sha256(f"{previous}\n{content}".encode()).hexdigest()
+
+
 def _audit(connection: sqlite3.Connection, at: str, operator: str, action: str, site: str | None,
-           submission_id: int | None, detail: dict[str, Any]) -> None:
+           submission_id: int | None, detail: dict[str, Any]) -> int:
+    """Append one audit line with its chain hash (inside the caller's transaction); returns its seq."""
+    last = connection.execute("SELECT seq, chain FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+    seq = (last[0] + 1) if last is not None else 1
+    previous = (last[1] or AUDIT_GENESIS) if last is not None else AUDIT_GENESIS
+    line = {"seq": seq, "at": at, "operator": operator, "action": action, "site": site,
+            "submission_id": submission_id,
+            "detail": json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str)}
     connection.execute(
-        "INSERT INTO audit (at, operator, action, site, submission_id, detail) VALUES (?, ?, ?, ?, ?, ?)",
-        (at, operator, action, site, submission_id,
-         json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str)),
+        "INSERT INTO audit (seq, at, operator, action, site, submission_id, detail, chain) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (seq, at, operator, action, site, submission_id, line["detail"], chain_hash(previous, line)),
     )
+    return seq
 
 
-def _make_current(connection: sqlite3.Connection, site: str, submission_id: int, at: str) -> int | None:
-    """Make a submission the site's current data; returns the submission it supersedes."""
-    previous = connection.execute("SELECT submission_id FROM current WHERE site = ?", (site,)).fetchone()
-    if previous is not None:
+def _make_current(connection: sqlite3.Connection, site: str, submission_id: int, forms: Sequence[str],
+                  at: str) -> dict[str, int]:
+    """Make a submission the site's current data for ``forms``; returns ``{form: submission it
+    replaces}``. A replaced submission that is no longer current for any form is superseded."""
+    replaced: dict[str, int] = {}
+    for form in forms:
+        previous = connection.execute(
+            "SELECT submission_id FROM current_forms WHERE site = ? AND form = ?", (site, form)
+        ).fetchone()
+        if previous is not None and previous[0] != submission_id:
+            replaced[form] = int(previous[0])
         connection.execute(
-            "UPDATE submissions SET superseded_by = ? WHERE id = ?", (submission_id, previous[0])
+            "INSERT INTO current_forms (site, form, submission_id, since) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(site, form) DO UPDATE SET submission_id = excluded.submission_id, "
+            "since = excluded.since",
+            (site, form, submission_id, at),
         )
-    connection.execute(
-        "INSERT INTO current (site, submission_id, since) VALUES (?, ?, ?) "
-        "ON CONFLICT(site) DO UPDATE SET submission_id = excluded.submission_id, since = excluded.since",
-        (site, submission_id, at),
-    )
-    return previous[0] if previous is not None else None
+    for old in sorted(set(replaced.values())):
+        still = connection.execute("SELECT 1 FROM current_forms WHERE submission_id = ?", (old,)).fetchone()
+        if still is None:
+            connection.execute("UPDATE submissions SET superseded_by = ? WHERE id = ?", (submission_id, old))
+    return replaced
+
+
+def _report_forms(report_json: str) -> list[str]:
+    """The forms a recorded report ran form checks on (``schema:FORM``): what a submission held."""
+    try:
+        checks = json.loads(report_json).get("checks", [])
+    except (ValueError, AttributeError):
+        return []
+    return sorted({str(c["id"])[len("schema:"):] for c in checks
+                   if isinstance(c, dict) and str(c.get("id", "")).startswith("schema:")})
 
 
 def _query_findings(report: Report) -> dict[str, Finding]:
@@ -1011,16 +1475,23 @@ def _query_findings(report: Report) -> dict[str, Finding]:
 
 
 def _track_queries(connection: sqlite3.Connection, site: str, submission_id: int, report: Report,
-                   at: str) -> QueryChanges:
-    """Open, keep open, reopen or resolve the site's queries from one validated submission."""
+                   at: str, forms: set[str] | None = None) -> QueryChanges:
+    """Open, keep open, reopen or resolve the site's queries from one validated submission.
+
+    A query is resolved only when the submission could have shown it again: its form is one the
+    submission holds (``forms``; a query without a form needs at least one), no file or structure
+    error stopped that form, and the check that raised it ran (was not skipped or in error).
+    """
     seen = _query_findings(report)
     blocked = {
         f.form for f in report.findings
         if f.severity == Severity.ERROR and f.category in _BLOCKING_CATEGORIES
     }
+    not_run = {c.id for c in report.checks if c.status.value in ("skipped", "error")}
+    held_forms = forms
     existing = {
         r["query_id"]: r
-        for r in connection.execute("SELECT query_id, status, form FROM queries WHERE site = ?", (site,))
+        for r in connection.execute("SELECT query_id, status, form, code FROM queries WHERE site = ?", (site,))
     }
     new: list[str] = []
     still_open: list[str] = []
@@ -1050,16 +1521,21 @@ def _track_queries(connection: sqlite3.Connection, site: str, submission_id: int
         )
         (still_open if before["status"] == "open" else reopened).append(qid)
     resolved: list[str] = []
-    tracked = None not in blocked
+    tracked = None not in blocked and (held_forms is None or bool(held_forms))
     if tracked:
         for qid, before in existing.items():
-            if before["status"] == "open" and qid not in seen and before["form"] not in blocked:
-                connection.execute(
-                    "UPDATE queries SET status = 'resolved', resolved_at = ?, resolved_submission = ? "
-                    "WHERE site = ? AND query_id = ?",
-                    (at, submission_id, site, qid),
-                )
-                resolved.append(qid)
+            if before["status"] != "open" or qid in seen or before["form"] in blocked:
+                continue
+            if held_forms is not None and before["form"] is not None and before["form"] not in held_forms:
+                continue  # the upload does not hold that form: the query cannot be judged
+            if before["code"] in not_run or f"schema:{before['form']}" in not_run:
+                continue  # the check did not run: absence proves nothing
+            connection.execute(
+                "UPDATE queries SET status = 'resolved', resolved_at = ?, resolved_submission = ? "
+                "WHERE site = ? AND query_id = ?",
+                (at, submission_id, site, qid),
+            )
+            resolved.append(qid)
     return QueryChanges(tuple(new), tuple(still_open), tuple(sorted(resolved)), tuple(reopened), tracked)
 
 
@@ -1067,13 +1543,77 @@ def _hash_file(path: Path) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
                 size += len(block)
     except OSError as exc:
         raise TrialkitError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
     return digest.hexdigest(), size
+
+
+@contextmanager
+def _archive_lock(root: Path) -> Iterator[None]:
+    """An exclusive lock on the archive folder (``flock`` on its handle; nothing where unsupported)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: folders there are not made read-only either
+        yield
+        return
+    descriptor = os.open(root, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+@contextmanager
+def _writable(folder: Path) -> Iterator[None]:
+    """Make a read-only archive folder writable for the owner while a file goes in, then 0555."""
+    os.chmod(folder, 0o755)
+    try:
+        yield
+    finally:
+        os.chmod(folder, 0o555)
+
+
+def _heal_folders(root: Path) -> None:
+    """Make the archive's folders read-only again (at most 258 folders; called under the lock)."""
+    for folder in (root, root / "sha256", *((root / "sha256").iterdir() if (root / "sha256").is_dir() else ())):
+        try:
+            if folder.is_dir() and os.stat(folder).st_mode & 0o222:
+                os.chmod(folder, 0o555)
+        except OSError:  # pragma: no cover - not ours to change
+            continue
+
+
+def unlock_archive(workspace: str | os.PathLike[str]) -> None:
+    """Make a workspace's read-only archive writable again, so that the whole workspace can be
+    deleted (the demo replaces its earlier workspace this way; a person would ``chmod -R u+w``)."""
+    root = Path(workspace) / ARCHIVE_DIR
+    if not root.is_dir():
+        return
+    for folder, _, names in os.walk(root):
+        os.chmod(folder, 0o755)
+        for name in names:
+            os.chmod(os.path.join(folder, name), 0o644)
+
+
+def _make_read_only(root: Path) -> None:
+    """Archive files 0444 and folders 0555 (deepest first, so nothing is locked out half way)."""
+    if not root.is_dir():
+        return
+    for folder, _, names in os.walk(root, topdown=False):
+        for name in names:
+            try:
+                os.chmod(os.path.join(folder, name), 0o444)
+            except OSError:  # pragma: no cover - not ours to change
+                pass
+        try:
+            os.chmod(folder, 0o555)
+        except OSError:  # pragma: no cover
+            pass
 
 
 def _safe_extension(name: str) -> str:

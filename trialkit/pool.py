@@ -1,22 +1,34 @@
-"""Pooling: one analysis-ready dataset of all sites, from the ledger's accepted submissions.
+"""Pooling: one analysis-ready dataset of all sites, from the ledger's accepted data.
 
-:func:`pool` takes the current accepted submission of every site (or the submissions of a named
-freeze), re-imports each one from the read-only archive — so what is pooled is exactly what was
-validated — stacks the forms across sites, derives the study's analysis datasets (its ``analysis``
-plug-in, :mod:`trialkit.study.plugins`; a study without one pools its forms only) and writes everything with :func:`trialkit.export.write_output_set`: atomically (an interrupted pool
-leaves the previous output complete), deterministically (the same inputs give byte-identical files)
-and with a ``manifest.json`` naming every input (site, submission, file, sha256, the protocol version
-it was validated against), the trialkit and study versions and each output's sha256.
+:func:`pool` takes every site's current data form by form (or the data of a named freeze) — a site's
+forms may come from different submissions — and re-imports each submission from the read-only
+archive, so that what is pooled is exactly what was validated. It is all or nothing:
+
+1. the workspace is verified first (:func:`trialkit.verify.verify`: archive hashes, the audit
+   chain, every pointer and freeze against the audit log); any problem refuses the pool;
+2. every re-import must come back without an error finding and with exactly the records recorded
+   when the submission was accepted (row count, record keys and content hashes): otherwise the pool
+   stops naming site, submission, form and file;
+3. with ``randlist`` (unblinding), the list must match the randomisations record for record and
+   name only the study's arms (:func:`check_randomisation`);
+
+and only then are the forms stacked, the study's analysis datasets derived (its ``analysis``
+plug-in, :mod:`trialkit.study.plugins`; a study without one pools its forms only) and everything
+written with :func:`trialkit.export.write_output_set`: atomically (an interrupted pool leaves the
+previous output complete; the leftovers of a killed run are removed by the next one),
+deterministically (the same inputs give byte-identical files) and with a ``manifest.json`` naming
+every input per site and form (submission, rows, files, sha256, the protocol version it was
+validated against), the trialkit and study versions (with every protocol version of the pooled
+submissions) and each output's sha256.
 
 Blinding: sites never upload the arm. It enters only through ``randlist`` (the unblinded
-randomization list, ``RANDNO`` → ``ARM``), and the request is recorded in the audit log with the
-operator; without it no output holds an arm.
+randomization list, ``RANDNO`` → ``ARM``), whose output must lie outside the workspace (so that no
+staged or finished file with an arm is ever inside it), and the request is recorded in the audit log
+with the operator; without it no output holds an arm.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,16 +37,35 @@ import pandas as pd
 
 from trialkit import __version__
 from trialkit.errors import TrialkitError, UsageError
-from trialkit.findings import Category
+from trialkit.findings import Category, Severity
 from trialkit.importers.base import FormData
 from trialkit.study import Study
 
 DEFAULT_FORMATS = ("parquet", "csv")
+RANDOMISATION_VARIABLE = "RANDNO"
+SUBJECT_VARIABLE = "SUBJID"
+_SHOWN = 10  # mismatches named in a message before "and N more"
 
 
-def read_randlist(path: str | Path, arms: Iterable[str]) -> pd.DataFrame:
-    """Read the unblinded randomization list: a CSV with columns ``RANDNO`` and ``ARM`` (one of ``arms``)."""
+class PoolRefused(TrialkitError):
+    """The pool cannot be built faithfully (integrity problem, re-import differs): nothing written."""
+
+
+# ------------------------------------------------------------------------------------------------
+# The randomisation list
+
+
+def read_randlist(path: str | Path, arms: Iterable[str], *, study_id: str = "the study") -> pd.DataFrame:
+    """Read the unblinded randomization list: a CSV with columns ``RANDNO`` and ``ARM``.
+
+    ``ARM`` must be one of ``arms`` (the study's arm codes, ``[[arms]]`` in study.toml,
+    :attr:`Study.arm_codes`) and every ``RANDNO`` listed once; UsageError names what is wrong.
+    """
     path = Path(path)
+    arms = [str(a).strip().upper() for a in arms]
+    if not arms:
+        raise UsageError(f"{study_id} declares no arms ([[arms]] with code and label in study.toml); "
+                         "the randomization list cannot be checked, so it is not used")
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, ValueError, UnicodeDecodeError) as exc:
@@ -44,16 +75,47 @@ def read_randlist(path: str | Path, arms: Iterable[str]) -> pd.DataFrame:
         raise UsageError(f"{path}: the randomization list needs columns RANDNO and ARM (found {', '.join(frame.columns)})")
     frame = frame[["RANDNO", "ARM"]].apply(lambda col: col.str.strip())
     frame["ARM"] = frame["ARM"].str.upper()
-    arms = [str(a).upper() for a in arms]
-    if not arms:
-        raise UsageError(f"{path}: the study declares no arms ([[arms]] in study.toml); add them to unblind")
     bad = sorted(set(frame["ARM"]) - set(arms))
     if bad:
-        raise UsageError(f"{path}: ARM must be {' or '.join(arms)}; found {', '.join(bad)}")
-    duplicated = frame["RANDNO"][frame["RANDNO"].duplicated()].tolist()
+        raise UsageError(f"{path}: {', '.join(bad)} is not an arm of {study_id} (arms: {', '.join(arms)})")
+    duplicated = sorted(set(frame["RANDNO"][frame["RANDNO"].duplicated()]))
     if duplicated:
-        raise UsageError(f"{path}: RANDNO listed more than once: {', '.join(duplicated[:10])}")
+        raise UsageError(f"{path}: RANDNO listed more than once: {', '.join(duplicated[:_SHOWN])}")
     return frame
+
+
+def check_randomisation(randlist: pd.DataFrame, forms: Mapping[str, pd.DataFrame], study: Study) -> list[str]:
+    """Every way the list and the randomisations disagree (empty when they match exactly).
+
+    The randomisations are the records with a ``RANDNO`` in any form that has that variable. Each
+    randomised subject must get exactly one arm (one randomisation number, listed), and each list
+    entry must be some subject's randomisation.
+    """
+    frames = [frame for code, frame in forms.items()
+              if RANDOMISATION_VARIABLE in frame.columns and SUBJECT_VARIABLE in frame.columns]
+    if not frames:
+        return [f"no form holds {RANDOMISATION_VARIABLE}: no subject is randomised in the pooled data"]
+    rand = pd.concat([f[[SUBJECT_VARIABLE, RANDOMISATION_VARIABLE]] for f in frames], ignore_index=True)
+    rand = rand.dropna(subset=[RANDOMISATION_VARIABLE]).astype(str)
+    rand = rand[rand[RANDOMISATION_VARIABLE].str.strip() != ""].drop_duplicates()
+    listed = set(randlist["RANDNO"])
+    problems: list[str] = []
+    several = rand.groupby(SUBJECT_VARIABLE)[RANDOMISATION_VARIABLE].agg(lambda s: sorted(set(s)))
+    for subject, numbers in several.items():
+        if len(numbers) > 1:
+            problems.append(f"{subject} has {len(numbers)} randomisation numbers ({', '.join(numbers)})")
+    missing = [f"{s} ({n}) has no arm in the list" for s, n in
+               rand[~rand[RANDOMISATION_VARIABLE].isin(listed)].sort_values(SUBJECT_VARIABLE).itertuples(index=False)]
+    unmatched = [f"{n} matches no randomisation" for n in sorted(listed - set(rand[RANDOMISATION_VARIABLE]))]
+    for group in (missing, unmatched):
+        problems.extend(group[:_SHOWN])
+        if len(group) > _SHOWN:
+            problems.append(f"and {len(group) - _SHOWN} more like it")
+    return problems
+
+
+# ------------------------------------------------------------------------------------------------
+# Labels
 
 
 def form_labels(study: Study, code: str, columns: Iterable[str]) -> dict[str, str]:
@@ -78,26 +140,93 @@ def form_value_labels(study: Study, code: str, columns: Iterable[str]) -> dict[s
     return result
 
 
-def import_submission(workspace: Any, submission: Any, study: Study) -> dict[str, FormData]:
-    """Re-import one archived submission (its files under their original names)."""
-    from trialkit.importers.reader import import_files
+# ------------------------------------------------------------------------------------------------
+# Re-importing the current data
 
-    with tempfile.TemporaryDirectory(prefix="trialkit-pool-") as scratch:
-        paths = []
-        for index, item in enumerate(submission.files):
-            source = workspace.archive_path(item.sha256)
-            name = Path(item.original_name).name or f"file{index}"
-            folder = Path(scratch) / str(index)
-            folder.mkdir()
-            target = folder / name
-            shutil.copyfile(source, target)
-            paths.append(target)
-        result = import_files(paths, study, site=submission.site)
-        # Lineage names the archived upload, not the scratch copy.
-        originals = {str(p): f"submission {submission.id}: {p.name}" for p in paths}
-        for form_data in result.forms.values():
-            form_data.lineage["FILE"] = form_data.lineage["FILE"].map(lambda f: originals.get(str(f), f))
-        return dict(result.forms)
+
+def import_submission(workspace: Any, submission: Any, study: Study) -> dict[str, FormData]:
+    """Re-import one archived submission (its files under their original names): its forms.
+
+    Lineage names the archived upload (``submission N: NAME``), not the scratch copy; see
+    :meth:`trialkit.ledger.Workspace.reimport` for the whole result with its findings.
+    """
+    return dict(workspace.reimport(submission, study).forms)
+
+
+def _file_names(form_data: FormData) -> list[str]:
+    """The upload files a form's records came from (lineage ``submission N: NAME`` → ``NAME``)."""
+    names = {str(f).split(": ", 1)[1] if ": " in str(f) else Path(str(f)).name
+             for f in form_data.lineage["FILE"].dropna().unique()}
+    return sorted(names)
+
+
+def assemble(workspace: Any, study: Study, pointers: Mapping[str, Mapping[str, int]], *,
+             progress: Callable[[str, int, int], None] | None = None,
+             total: int | None = None) -> tuple[dict[str, dict[str, FormData]], dict[int, Any]]:
+    """Each site's data form by form (``pointers``: ``{site: {form: submission id}}``), re-imported
+    from the archive and checked against what was accepted; returns ``(per_site, submissions)``.
+
+    Raises :class:`PoolRefused` naming site, submission, form and file when a re-import has an
+    error finding, lacks a form, or differs from the records recorded at acceptance.
+    """
+    from trialkit.records import form_records
+
+    wanted: dict[int, list[tuple[str, str]]] = {}
+    for site, forms in sorted(pointers.items()):
+        for form, submission_id in sorted(forms.items()):
+            wanted.setdefault(int(submission_id), []).append((site, form))
+    per_site: dict[str, dict[str, FormData]] = {}
+    submissions: dict[int, Any] = {}
+    for done, (submission_id, uses) in enumerate(sorted(wanted.items())):
+        sub = workspace.submission(submission_id)
+        submissions[submission_id] = sub
+        if progress:
+            progress(f"re-importing site {sub.site} (submission {sub.id})", done, total or len(wanted))
+        result = workspace.reimport(submission_id, study)
+        errors = [f for f in result.report.findings
+                  if f.severity == Severity.ERROR and f.category != Category.DEVIATION]
+        if errors:
+            first = errors[0]
+            where = Path(str(first.file)).name if first.file else "its files"
+            where = where.split(": ", 1)[-1]
+            raise PoolRefused(
+                f"site {sub.site}, submission {sub.id}, form {first.form or '-'} ({where}): the re-import "
+                f"from the archive has {len(errors)} error(s), first {first.code}: {first.message}. The "
+                "previous pooled output is unchanged; fix the cause (a limit, a changed study definition, "
+                "a damaged archive file) and pool again"
+            )
+        for site, form in uses:
+            if form not in result.forms:
+                raise PoolRefused(
+                    f"site {site}, submission {sub.id}, form {form} "
+                    f"({', '.join(f.original_name for f in sub.files)}): the re-import from the archive "
+                    f"holds no {form} although it was accepted with it (the study definition changed?); "
+                    "the previous pooled output is unchanged"
+                )
+            form_data = result.forms[form]
+            files = ", ".join(_file_names(form_data)) or "its files"
+            accepted = sub.forms.get(form, {}).get("rows")
+            if accepted is not None and accepted != len(form_data):
+                raise PoolRefused(
+                    f"site {site}, submission {sub.id}, form {form} ({files}): {len(form_data)} rows "
+                    f"re-imported, {accepted} accepted; the previous pooled output is unchanged"
+                )
+            recorded = workspace.form_records(sub.id, form)
+            if recorded is not None:
+                again = form_records(form_data, study.forms[form].keys).by_key()
+                differ = [k for k, (digest, _) in recorded.items() if again.get(k, (None,))[0] != digest]
+                differ += [k for k in again if k not in recorded]
+                if differ:
+                    from trialkit.records import key_label
+
+                    raise PoolRefused(
+                        f"site {site}, submission {sub.id}, form {form} ({files}): {len(differ)} record(s) "
+                        f"re-imported differ from what was accepted (first {key_label(differ[0])}); the "
+                        "study definition or the importer changed since. The previous pooled output is "
+                        "unchanged"
+                    )
+            per_site.setdefault(site, {})[form] = form_data
+    return per_site, submissions
 
 
 def stack_forms(per_site: Mapping[str, Mapping[str, FormData]]) -> dict[str, pd.DataFrame]:
@@ -109,14 +238,45 @@ def stack_forms(per_site: Mapping[str, Mapping[str, FormData]]) -> dict[str, pd.
     return {code: pd.concat(frames, ignore_index=True) for code, frames in by_form.items()}
 
 
-def major_deviations(submissions: Mapping[str, Any]) -> pd.DataFrame:
-    """Subjects with protocol deviations, from the recorded reports: ``SUBJID``, ``CODE``, ``class``."""
+def major_deviations(submissions: Mapping[Any, Any],
+                     pointers: Mapping[str, Mapping[str, int]] | None = None) -> pd.DataFrame:
+    """Subjects with protocol deviations, from the recorded reports: ``SUBJID``, ``CODE``, ``class``.
+
+    With ``pointers`` (``{site: {form: submission id}}``) a deviation counts only from the submission
+    that is the site's data for its form (a deviation without a form: from the site's latest one).
+    """
     rows = []
-    for submission in submissions.values():
+    by_id = {getattr(s, "id", None): s for s in submissions.values()}
+    if pointers is None:
+        chosen = [(sub, None) for sub in submissions.values()]
+    else:
+        chosen = []
+        for forms in pointers.values():
+            latest = max(forms.values())
+            for submission_id in sorted(set(forms.values())):
+                held = {f for f, i in forms.items() if i == submission_id}
+                chosen.append((by_id[submission_id], held | ({None} if submission_id == latest else set())))
+    for submission, forms in chosen:
         for finding in submission.report.findings:
-            if finding.category == Category.DEVIATION and finding.subject:
+            if finding.category == Category.DEVIATION and finding.subject and (forms is None or finding.form in forms):
                 rows.append({"SUBJID": finding.subject, "CODE": finding.code, "class": finding.deviation_class})
     return pd.DataFrame(rows, columns=["SUBJID", "CODE", "class"])
+
+
+# ------------------------------------------------------------------------------------------------
+# The pool
+
+
+def check_unblinded_output(workspace: Any, out_dir: str | Path) -> None:
+    """An unblinded pool must be written outside the workspace (UsageError otherwise), so that neither
+    its staging folder nor a killed run's leftovers ever put an arm inside the workspace."""
+    target = Path(out_dir).resolve()
+    home = Path(workspace.path).resolve()
+    if target == home or home in target.parents:
+        raise UsageError(
+            f"--unblind writes the arm: its output {target} must be outside the workspace {home} (whose "
+            "pooled/ folders are blinded); give -o a folder outside it, e.g. -o ../unblinded"
+        )
 
 
 def pool(
@@ -132,29 +292,49 @@ def pool(
 ) -> dict[str, Any]:
     """Build and write the pooled forms and analysis datasets; returns the manifest.
 
-    The unblinding (``randlist``) and the pool itself are recorded in the workspace's audit log.
-    ``progress(step, done, total)`` is called as the work goes on (the CLI shows a bar).
+    See the module docstring for the checks that come first. The unblinding (``randlist``) and the
+    pool itself are recorded in the workspace's audit log. ``progress(step, done, total)`` is called
+    as the work goes on (the CLI shows a bar).
     """
-    submissions = workspace.frozen_submissions(freeze) if freeze else workspace.current_submissions()
-    if not submissions:
+    from trialkit.export import remove_leftovers
+    from trialkit.verify import verify
+
+    out_dir = Path(out_dir)
+    if randlist is not None:
+        check_unblinded_output(workspace, out_dir)
+    arms = read_randlist(randlist, study.arm_codes, study_id=study.id) if randlist else None
+    pointers = workspace.frozen_forms(freeze) if freeze else workspace.current_forms()
+    if not pointers:
         raise TrialkitError(
             f"{workspace.path}: no site has accepted data to pool yet; submit uploads first (trialkit submit)"
         )
-    arms = read_randlist(randlist, study.arm_codes) if randlist else None
-    total = len(submissions) + 2
-    per_site = {}
-    for done, (site, sub) in enumerate(submissions.items()):
-        if progress:
-            progress(f"re-importing site {site} (submission {sub.id})", done, total)
-        per_site[site] = import_submission(workspace, sub, study)
+    checked = verify(workspace)
+    if checked.problems:
+        raise PoolRefused(
+            f"{workspace.path}: the workspace does not verify, so nothing is pooled (the previous output is "
+            "unchanged):\n" + "\n".join(f"  - {p.code}: {p.message}" for p in checked.problems)
+            + "\nRun `trialkit verify` for the full list; restore the ledger or archive from backup."
+        )
+    remove_leftovers(out_dir)
+    n_submissions = len({i for forms in pointers.values() for i in forms.values()})
+    total = n_submissions + 2
+    per_site, submissions = assemble(workspace, study, pointers, progress=progress, total=total)
     forms = stack_forms(per_site)
+    if arms is not None:
+        mismatches = check_randomisation(arms, forms, study)
+        if mismatches:
+            raise UsageError(
+                f"{randlist}: the randomization list does not match the randomised subjects, so nothing "
+                "is unblinded or written:\n" + "\n".join(f"  - {m}" for m in mismatches)
+            )
     if progress:
         progress("deriving the analysis datasets", total - 2, total)
 
     from trialkit.export import make_dataset, write_output_set
     from trialkit.study.plugins import derive_datasets
 
-    analysis = derive_datasets(study, forms, randlist=arms, deviations=major_deviations(submissions))
+    analysis = derive_datasets(study, forms, randlist=arms,
+                               deviations=major_deviations(submissions, pointers))
     datasets: dict[str, Any] = {}
     for code in study.forms:
         if code in forms:
@@ -168,17 +348,30 @@ def pool(
     for name, frame in analysis.items():
         datasets[name.lower()] = make_dataset(frame, dataset_label=frame.attrs.get("dataset_label") or name)
 
+    used: dict[int, list[str]] = {}
+    for forms_of_site in pointers.values():
+        for form, submission_id in forms_of_site.items():
+            used.setdefault(int(submission_id), []).append(form)
     inputs = [
         {
-            "site": site,
+            "site": sub.site,
             "submission": sub.id,
             "status": sub.status,
             "submitted_at": sub.submitted_at,
+            "forms": sorted(used[sub.id]),
             "protocol_version": sub.study_version,
             "files": [{"name": f.original_name, "sha256": f.sha256, "size": f.size} for f in sub.files],
         }
-        for site, sub in sorted(submissions.items())
+        for sub in sorted(submissions.values(), key=lambda s: (s.site, s.id))
     ]
+    by_form = {
+        site: {
+            form: {"submission": int(pointers[site][form]), "rows": len(form_data),
+                   "files": _file_names(form_data)}
+            for form, form_data in sorted(site_forms.items())
+        }
+        for site, site_forms in sorted(per_site.items())
+    }
     extra = {
         "trialkit_version": __version__,
         "study": {"id": study.id, "protocol_version": study.protocol_version, "schema_hash": study.schema_hash,
@@ -187,6 +380,7 @@ def pool(
                   "protocol_versions": sorted({str(sub.study_version) for sub in submissions.values()
                                                if sub.study_version})},
         "inputs": inputs,
+        "forms": by_form,
         "freeze": freeze,
         "unblinded": arms is not None,
     }
@@ -196,13 +390,24 @@ def pool(
         )
     if progress:
         progress(f"writing {', '.join(formats)}", total - 1, total)
-    manifest = write_output_set(datasets, out_dir, formats, extra=extra)
+    manifest = write_output_set(datasets, out_dir, formats, extra=extra,
+                                kind="unblinded pooled output set" if arms is not None else "pooled output set")
     if progress:
         progress("done", total, total)
     workspace.record_event(
         "pool",
         operator=operator,
         detail={"out": str(out_dir), "freeze": freeze, "unblinded": arms is not None,
-                "submissions": {site: sub.id for site, sub in submissions.items()}},
+                "forms": {site: dict(forms) for site, forms in pointers.items()},
+                "submissions": {site: max(forms.values()) for site, forms in pointers.items()}},
     )
     return manifest
+
+
+def manifest_forms(manifest: Mapping[str, Any]) -> dict[str, dict[str, int]]:
+    """``{site: {form: submission id}}`` of a pooled output's manifest (older manifests named one
+    submission per site: all its forms are given as ``*``)."""
+    if "forms" in manifest:
+        return {site: {form: int(entry["submission"]) for form, entry in forms.items()}
+                for site, forms in manifest["forms"].items()}
+    return {str(i["site"]): {"*": int(i["submission"])} for i in manifest.get("inputs", [])}

@@ -21,8 +21,9 @@ any other column    evidence: shown in the message (``{COLUMN}`` in the template
 ==================  ==============================================================================
 
 :func:`run_rules` runs every rule, records each one's outcome as a :class:`~trialkit.findings.CheckRun`
-(passed, failed with a count, skipped with the reason — e.g. a form it needs was not uploaded — or
-error with the exception text) and goes on after a failure.
+(passed, failed with a count, skipped with the reason — a form it needs was not uploaded, or the rule
+raised :class:`RuleCannotRun` — or error, in words, with the exception text kept in
+``CheckRun.detail``) and goes on after a failure.
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from trialkit.study import Study
 
 RESERVED = {"SUBJID", "_form", "_index", "VISIT", "_variable", "_value", "_severity", "_class", "_keys"}
+
+
+class RuleCannotRun(Exception):
+    """Raised by a rule when the data does not let it run; the message says why in words a data
+    manager reads (``raise RuleCannotRun("no informed-consent date (ICDAT) in DM")``). The rule is
+    recorded as skipped with "<id> could not run: <message>"."""
 
 
 @dataclass(frozen=True)
@@ -176,9 +183,14 @@ def run_rules(
         try:
             offending = current(context)
             produced = list(_to_findings(current, offending, forms, study))
+        except RuleCannotRun as exc:  # the data does not allow the rule: say why, in words
+            runs.append(CheckRun(**base, status=Status.SKIPPED, reason=f"{current.id} could not run: {exc}"))
+            continue
         except Exception as exc:  # a broken rule must not stop the run, nor look like a pass
             detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
-            runs.append(CheckRun(**base, status=Status.ERROR, reason=detail))
+            runs.append(CheckRun(**base, status=Status.ERROR, detail=detail, reason=(
+                f"{current.id} could not run: the rule failed on this data, so the problems it looks for "
+                "are not listed (the other checks ran); send the upload to the trialkit team")))
             continue
         findings.extend(produced)
         status = Status.FAILED if produced else Status.PASSED

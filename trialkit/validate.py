@@ -134,8 +134,10 @@ def validate_form(study: Study, form_data: FormData) -> tuple[list[Finding], lis
     try:
         findings, errors = _form_findings(form, form_data, study)
     except Exception as exc:  # the run goes on; the form's checks are recorded as not run
-        reason = f"{type(exc).__name__}: {exc}"
-        return [], [CheckRun(**run, status=Status.ERROR, reason=reason)]
+        reason = (f"the form checks of {form.code} could not run: they failed on this data, so its type, range, "
+                  "codelist and required problems are not listed (the other checks ran); send the upload to "
+                  "the trialkit team")
+        return [], [CheckRun(**run, status=Status.ERROR, reason=reason, detail=f"{type(exc).__name__}: {exc}")]
     if errors:
         status, reason = Status.ERROR, "; ".join(errors)
     else:
@@ -179,6 +181,7 @@ def _form_findings(form: Form, form_data: FormData, study: Study) -> tuple[list[
     if hits.empty:
         return [], errors
     hits = _drop_answered(hits, data, raw, reasons)
+    hits = _drop_absent(hits, form_data)
     if hits.empty:
         return [], errors
     return _build_findings(form, hits, data, raw, lineage, study), errors
@@ -309,6 +312,22 @@ def _drop_answered(
             typed = raw[variable].iloc[pos]
             answered |= (typed.notna() & typed.astype(str).str.strip().ne("")).to_numpy()
         keep[req_rows[mine][answered]] = False
+    return hits[keep]
+
+
+def _drop_absent(hits: pd.DataFrame, form_data: FormData) -> pd.DataFrame:
+    """Drop required-failures of records whose file had no column for the variable: the importer
+    reported the column once (``IMP-COLUMN-MISSING`` with the row count), not once per row."""
+    if not form_data.absent or hits.empty:
+        return hits
+    keep = np.ones(len(hits), dtype=bool)
+    required = _is_required(hits["family"]).to_numpy()
+    variables = hits["variable"].to_numpy(dtype=object)
+    positions = hits["pos"].to_numpy()
+    for variable, mask in form_data.absent.items():
+        mine = required & (variables == variable)
+        if mine.any():
+            keep[mine] = ~mask[positions[mine]]
     return hits[keep]
 
 
@@ -624,7 +643,11 @@ def validate(
     privacy = identifier_findings(study, import_result)
     if site is not None:
         privacy = [replace(f, site=site) for f in privacy]
-    findings = mask_identifiers(findings + privacy, privacy)
+    # A column refused for its header is one finding: the importer's finding on its values goes.
+    flagged = {(f.file, f.sheet, f.variable) for f in privacy if f.code == "PRIVACY-COLUMN"}
+    findings = [f for f in findings if not (f.category == Category.PRIVACY and f.evidence and "column" in f.evidence
+                                            and (f.file, f.sheet, f.evidence["column"]) in flagged)]
+    findings = mask_identifiers(findings + privacy, privacy, secrets=getattr(import_result, "secrets", None))
 
     findings.sort(key=_sort_key)
     report = Report(
@@ -680,6 +703,7 @@ def _subset(form_data: FormData, mask: np.ndarray) -> FormData:
         reasons=_aligned(form_data.reasons, form_data.data.index).loc[index],
         lineage=_aligned(form_data.lineage, form_data.data.index).loc[index],
         changes=changes,
+        absent={name: flags[mask] for name, flags in form_data.absent.items()},
     )
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import click
 
 from trialkit.commands.options import load, quiet_option, study_option
+
+# The first line of the text listing: how an earlier `trialkit codes -o FILE` is recognised.
+TEXT_HEADER = re.compile(r"^CODE +SEVERITY +CATEGORY +TITLE")
 
 
 @click.command(name="codes")
@@ -22,7 +26,8 @@ def command(fmt: str, output: str | None, study_path: str | None, quiet: bool) -
 
     Each engine code with its title, severity, category, what it means and what to do; then the
     study's own codes (its data checks and protocol deviations) with their titles, severity and
-    protocol reference.
+    protocol reference. -o replaces an existing file only when trialkit wrote it (exit code 2
+    otherwise).
     """
     from trialkit.codes import CATALOGUE, catalogue, render_markdown, study_codes
     from trialkit.errors import TrialkitError
@@ -33,14 +38,20 @@ def command(fmt: str, output: str | None, study_path: str | None, quiet: bool) -
     elif fmt == "md":
         text = render_markdown(study)
     else:
-        lines = [f"{'CODE':<24} {'SEVERITY':<8} {'CATEGORY':<14} TITLE"]
-        lines += [f"{c.code:<24} {c.severity:<8} {c.category:<14} {c.title}" for c in CATALOGUE.values()]
+        rules = study_codes(study)
+        width = max(24, *(len(c) for c in CATALOGUE), *(len(r["code"]) for r in rules))
+        lines = [f"{'CODE':<{width}} {'SEVERITY':<8} {'CATEGORY':<14} TITLE"]
+        lines += [f"{c.code:<{width}} {c.severity:<8} {c.category:<14} {c.title}" for c in CATALOGUE.values()]
         lines += ["", f"{study.id} {study.protocol_version}: the study's checks and deviations"]
-        lines += [f"{r['code']:<24} {r['severity']:<8} {r['category']:<14} {r['title']}" for r in study_codes(study)]
+        lines += [f"{r['code']:<{width}} {r['severity']:<8} {r['category']:<14} {r['title']}" for r in rules]
         text = "\n".join(lines) + "\n"
     if output is None:
         click.echo(text, nl=False)
         return
+    from trialkit.outputs import check_length, check_output_file
+
+    check_length(output, "-o")
+    check_output_file(output, kind=fmt, header=TEXT_HEADER)
     try:
         Path(output).write_text(text, encoding="utf-8")
     except OSError as exc:

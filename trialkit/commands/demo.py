@@ -28,13 +28,19 @@ def command(directory: str, seed: int | None, study_path: str | None, quiet: boo
     earlier demo in DIR is replaced; any other non-empty DIR is refused (exit code 2), and so is a
     study that brings no demo.
     """
-    from trialkit.demo import check_demo_folder
+    from trialkit.demo import MARKER, check_demo_folder
+    from trialkit.errors import UsageError
+    from trialkit.outputs import check_output_folder
     from trialkit.study.plugins import demo_runner
 
     study = load(study_path, from_workspace=False)
     run_demo, default_seed = demo_runner(study)
     folder = Path(directory)
-    check_demo_folder(folder)
+    check_output_folder(folder, purpose="demo folder", in_workspace=False, own_marker=MARKER)
+    try:
+        check_demo_folder(folder)
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from exc
     with progress_bar("trialkit demo", quiet) as report:
         result = run_demo(folder, study=study, seed=seed if seed is not None else default_seed, progress=report)
 

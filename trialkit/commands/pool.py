@@ -27,7 +27,9 @@ def _formats(value: str) -> list[str]:
 @click.option("-f", "--formats", default="parquet,csv", show_default=True,
               help="Comma-separated: parquet, csv, xpt, sav, dta.")
 @click.option("--unblind", "randlist", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="The unblinded randomization list (CSV with RANDNO,ARM): adds ARM to ADSL; recorded in the audit log.")
+              help="The unblinded randomization list (CSV with RANDNO,ARM): adds ARM to ADSL; recorded in the "
+              "audit log. Needs -o outside the workspace; the list must match the randomised subjects "
+              "one to one and name only the study's arms.")
 @click.option("--freeze", "freeze_label", default=None, metavar="LABEL",
               help="Rebuild the snapshot recorded by `trialkit freeze --label LABEL` instead of the current data.")
 @operator_option
@@ -37,24 +39,40 @@ def _formats(value: str) -> list[str]:
 def command(out_dir, formats, randlist, freeze_label, operator, workspace, study_path, quiet) -> None:
     """Pool every site's current accepted data into analysis datasets.
 
-    Re-imports each site's current accepted submission from the archive, stacks the forms, derives
-    the study's analysis datasets (its analysis programs; a study without them pools its forms
-    only), and writes them atomically with codebooks and a manifest.json naming every input (site,
-    submission, sha256, protocol version) and every output's sha256. Rebuilding from the same inputs
-    gives byte-identical files. Without --unblind no output holds the arm; with it, ARM must be one
-    of the study's arms.
+    Verifies the workspace first (as `trialkit verify`), then re-imports each site's current data,
+    form by form, from the archive: any error, or any record other than those accepted, stops the
+    pool (exit code 3) naming site, submission, form and file, and the previous output stays
+    complete. Then stacks the forms, derives the study's analysis datasets (its analysis programs;
+    a study without them pools its forms only), and writes them atomically with codebooks and a
+    manifest.json naming every input (per site and form: submission, rows, files, sha256, protocol
+    version) and every output's sha256. Rebuilding from the same inputs gives byte-identical files.
+    Without --unblind no output holds the arm; with it, ARM must be one of the study's arms. -o may
+    not be the workspace, its ledger or archive, a folder holding the workspace, or an existing
+    folder trialkit did not create (exit code 2).
+
+    Exit code 0 written, 2 usage error (refused -o, randomization list), 3 could not complete.
     """
     from pathlib import Path
 
-    from trialkit.pool import pool
+    from trialkit.ledger import check_label
+    from trialkit.outputs import check_output_folder
+    from trialkit.pool import check_unblinded_output, pool
 
     chosen = _formats(formats)
+    if freeze_label is not None:
+        freeze_label = check_label(freeze_label)
     ws, study = load_with_workspace(workspace, study_path, operator)
     target = Path(out_dir) if out_dir else ws.path / (f"pooled-{freeze_label}" if freeze_label else "pooled")
+    if randlist:
+        check_unblinded_output(ws, target)
+    check_output_folder(target, workspace=ws.path, purpose="pooled output set")
     with progress_bar("trialkit pool", quiet) as report:
         manifest = pool(ws, study, target, formats=chosen, randlist=randlist, freeze=freeze_label,
                         operator=operator, progress=report)
-    sites = ", ".join(f"{i['site']}#{i['submission']}" for i in manifest.get("inputs", []))
+    by_site: dict[str, list[str]] = {}
+    for entry in manifest.get("inputs", []):
+        by_site.setdefault(entry["site"], []).append(f"#{entry['submission']}")
+    sites = ", ".join(f"{site}{'+'.join(ids)}" for site, ids in by_site.items())
     click.echo(str(target))
     if not quiet:
         n_files = len(manifest.get("files", {}))

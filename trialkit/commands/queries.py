@@ -41,7 +41,8 @@ def command(site: str | None, status: str | None, output: str | None, output_for
     With --answers, the answers in a filled query workbook (SITE_RESPONSE, RESPONDED_BY,
     RESPONSE_DATE) are stored with their queries; a row whose query id is unknown or belongs to
     another site is refused (exit code 1). With -o, the open queries (or those of --status) are
-    written as query workbooks, one per site: a site sees only its own queries.
+    written as query workbooks, one per site: a site sees only its own queries. An existing
+    workbook is replaced only when trialkit wrote it, never inside the workspace (exit code 2).
     """
     from trialkit.ledger import open_workspace
 
@@ -65,6 +66,9 @@ def command(site: str | None, status: str | None, output: str | None, output_for
 
     rows = ws.queries(site=site, status=status or "all")
     if output is not None:
+        from trialkit.outputs import check_location
+
+        check_location(output, workspace=ws.path)
         to_send = status or "open"
         book_rows = ws.queries(site=site, status=to_send)
         for written in write_workbooks(ws, book_rows, Path(output), site=site, status=to_send, study=study):
@@ -148,11 +152,15 @@ def write_workbooks(ws: Any, rows: list[dict[str, Any]], output: Path, *, site: 
                     study: Any) -> list[Path]:
     """Write each site's query workbook; returns the files written."""
     from trialkit.errors import TrialkitError
+    from trialkit.outputs import check_output_file
     from trialkit.querybook import write_query_workbook
 
     sites = {r["site"] for r in rows} if site is None else {site}
     written = []
-    for one_site, path in workbook_paths(output, sites, site).items():
+    paths = workbook_paths(output, sites, site)
+    for path in paths.values():  # every workbook checked before any is written
+        check_output_file(path, kind="xlsx", workspace=ws.path)
+    for one_site, path in paths.items():
         try:
             write_query_workbook(ws.queries_report(one_site, status), path, site=one_site, study=study)
         except OSError as exc:

@@ -25,14 +25,20 @@ def command(output: str, site: str | None, pooled_dir: str | None, workspace: st
 
     Study overview, per-site status and open queries, protocol deviations by code and site,
     enrollment over time, missing data by form and visit, and the study's own sections (e.g. its
-    primary endpoint, blinded). Charts are inline SVG; the file makes no network request. Every number names the command that reproduces it. With --site, the report
-    holds only that site's data. Prints the path of the file written.
+    primary endpoint, blinded). Charts are inline SVG; the file makes no network request. Every
+    number names the command that reproduces it. With --site, the report holds only that site's
+    data. Prints the path of the file written. -o may not be inside the workspace or name an
+    existing file trialkit did not write as a report (exit code 2).
     """
+    from trialkit.outputs import check_length, check_output_file
     from trialkit.report import write_report
 
     ws, study = load_with_workspace(workspace, study_path)
     if site is not None:
         site = site_id(study, site)
+    check_output_file(output, kind="html", workspace=ws.path)
+    if pooled_dir is not None:
+        check_length(pooled_dir, "--pooled")
     path = write_report(ws, study, output, site=site, pooled_dir=pooled_dir)
     click.echo(str(path))
     if not quiet:

@@ -22,6 +22,10 @@ EXIT_BY_STATUS = {"accepted": 0, "accepted-with-warnings": 0, "held": 1, "reject
 @click.option("--accept-warnings", is_flag=True,
               help="Acknowledge the warnings: a submission with warnings (and no errors) becomes the "
               "site's current data. Without it such a submission is held.")
+@click.option("--accept-removals", is_flag=True,
+              help="Accept that the upload removes records (rows, subjects, visits) from the site's "
+              "current data of the forms it holds; recorded with the operator. Without it such a "
+              "submission is held.")
 @click.option("--data-cut", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
               help="Data cut-off date YYYY-MM-DD (default: the latest full date in the upload).")
 @click.option("-f", "--format", "output_format", type=click.Choice(["text", "json"]), default="text",
@@ -30,31 +34,43 @@ EXIT_BY_STATUS = {"accepted": 0, "accepted-with-warnings": 0, "held": 1, "reject
 @study_option
 @quiet_option
 def command(files: tuple[str, ...], site: str, note: str | None, operator: str | None,
-            accept_warnings: bool, data_cut: datetime | None, output_format: str,
+            accept_warnings: bool, accept_removals: bool, data_cut: datetime | None, output_format: str,
             workspace: str | None, study_path: str | None, quiet: bool) -> None:
     """Import, validate and record a site's upload in the ledger.
 
-    Every FILE is archived unchanged. Errors make the submission rejected; warnings hold it until
-    they are acknowledged with --accept-warnings; a clean or acknowledged submission becomes the
-    site's current data. Protocol deviations are queries for the site but do not block acceptance.
-    An upload holding direct identifiers is refused before anything is archived. The site's queries are updated: new, still open or resolved. The same
-    files submitted again are recognised and nothing is recorded.
+    Every FILE is archived unchanged. Errors, or no recognisable form at all, make the submission
+    rejected. Warnings hold it until acknowledged with --accept-warnings; records it would remove
+    from the site's current data (rows, subjects, visits of a form it holds) hold it until
+    accepted with --accept-removals. An accepted submission becomes the site's current data for
+    the forms it holds; the site's other forms stay as they are. Protocol deviations are queries
+    for the site but do not block acceptance. An upload holding direct identifiers, or given as a
+    link, folder, device or pipe, is refused before anything is archived. The site's queries are
+    updated (new, still open, resolved) and the last line sums up what the upload changes. The
+    same files submitted again are recognised and nothing is recorded (re-submit them with the
+    flag a hold needs to accept it).
 
     Exit code 0 accepted, 1 rejected or held, 2 usage error, 3 could not complete.
     """
     from trialkit.commands.validate import finding_line
     from trialkit.importers.reader import import_files
     from trialkit.ledger import PrivacyRefused
+    from trialkit.records import submission_records
+    from trialkit.safefiles import not_regular, refusal_message
     from trialkit.validate import validate
 
+    for path in files:  # before anything is read: a link to /etc/shadow is not an upload
+        reason = not_regular(path)
+        if reason is not None:
+            raise click.UsageError(refusal_message(path, reason))
     ws, study = load_with_workspace(workspace, study_path, operator)
     site = site_id(study, site)
     imported = import_files(list(files), study, site=site)
     report = validate(study, imported, site=site, data_cut=data_cut.date() if data_cut else None)
     stamps = sorted({str(f["stamp"]) for f in imported.files if f.get("stamp")})
     try:
-        submission = ws.submit(list(files), site, report, operator=operator, note=note,
-                               accept_warnings=accept_warnings, study=study,
+        submission = ws.submit(list(files), site, report, records=submission_records(imported.forms, study),
+                               operator=operator, note=note, accept_warnings=accept_warnings,
+                               accept_removals=accept_removals, study=study,
                                template_stamp="; ".join(stamps) or None)
     except PrivacyRefused as refused:
         for finding in report.findings:
@@ -66,7 +82,8 @@ def command(files: tuple[str, ...], site: str, note: str | None, operator: str |
     changes = submission.queries
     if output_format == "json":
         data = submission.to_dict()
-        data.update(duplicate=submission.duplicate, action=submission.action, queries=changes.to_dict())
+        data.update(duplicate=submission.duplicate, action=submission.action, queries=changes.to_dict(),
+                    changes=submission.changes)
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         counts = submission.counts
@@ -77,26 +94,78 @@ def command(files: tuple[str, ...], site: str, note: str | None, operator: str |
         if submission.action == "recorded":
             click.echo(f"queries: {len(changes.new)} new, {len(changes.still_open)} still open, "
                        f"{len(changes.resolved)} resolved, {len(changes.reopened)} reopened")
+            click.echo(changes_line(submission.changes))
+        for finding in submission.removals if submission.status == "held" else ():
+            click.echo(finding_line(finding))
     if not quiet:
-        click.echo(_summary(submission, ws.current_submissions().get(site)), err=True)
+        click.echo(_summary(submission, ws.current_forms(site).get(site, {})), err=True)
     raise SystemExit(EXIT_BY_STATUS[submission.status])
 
 
-def _summary(submission, current) -> str:
+def changes_line(changes: dict) -> str:
+    """``changes: DM 1 added, 0 removed, 0 changed; VS ...`` — what an upload changes per form."""
+    if not changes:
+        return "changes: none (no form recognised)"
+    parts = []
+    for form, change in sorted(changes.items()):
+        if change.get("removed") is None:
+            parts.append(f"{form} not compared (current data recorded without record keys)")
+        else:
+            parts.append(f"{form} {change['added']} added, {change['removed']} removed, {change['changed']} changed")
+    return "changes: " + "; ".join(parts)
+
+
+def _summary(submission, current: dict) -> str:
     site = submission.site
+    removals = submission.removals
     if submission.duplicate:
+        hint = ""
+        if submission.status == "held":
+            hint = " It is still held: re-submit the same files with " + _flags_needed(submission) + " to accept it."
         return (f"These files were already submitted for site {site} as submission {submission.id} "
-                f"({submission.status}); nothing was recorded.")
-    if submission.action == "warnings-accepted":
-        return (f"Warnings of held submission {submission.id} acknowledged; it is now site {site}'s "
-                "current data.")
+                f"({submission.status}); nothing was recorded.{hint}")
+    if submission.action in ("warnings-accepted", "removals-accepted"):
+        what = "removals and warnings" if removals else "warnings"
+        return (f"The {what} of held submission {submission.id} were accepted; it is now site {site}'s "
+                f"current data for {', '.join(submission.current_forms)}.")
     if submission.status in ("accepted", "accepted-with-warnings"):
-        return f"Submission {submission.id} recorded and is now site {site}'s current data."
-    now = f"submission {current.id}" if current is not None else "none"
+        return (f"Submission {submission.id} recorded and is now site {site}'s current data for "
+                f"{', '.join(submission.current_forms)}.")
+    now = _current_text(current)
     if submission.status == "held":
-        return (f"Submission {submission.id} is held: {submission.counts['warning']} warning(s) not "
-                f"acknowledged (site {site}'s current data stays {now}). Review them, then submit the "
-                "same files again with --accept-warnings, or send the site its queries.")
+        reasons = []
+        warnings = _holding_warnings(submission)
+        if warnings:
+            reasons.append(f"{warnings} warning(s) not acknowledged")
+        if removals:
+            reasons.append("it removes records from the site's current data of "
+                           + ", ".join(f"{f.form} ({f.value})" for f in removals))
+        return (f"Submission {submission.id} is held: {'; '.join(reasons)} (site {site}'s current data "
+                f"stays {now}). Review them, then submit the same files again with "
+                f"{_flags_needed(submission)}, or send the site its queries.")
     return (f"Submission {submission.id} rejected: {submission.counts['error']} error(s) (site {site}'s "
             f"current data stays {now}). Send the site its queries: "
             f"trialkit queries --site {site} -o queries_site{site}.xlsx")
+
+
+def _flags_needed(submission) -> str:
+    removals = submission.removals
+    flags = []
+    if _holding_warnings(submission):
+        flags.append("--accept-warnings")
+    if removals:
+        flags.append("--accept-removals")
+    return " ".join(flags) or "--accept-warnings"
+
+
+def _holding_warnings(submission) -> int:
+    from trialkit.ledger import blocking_counts
+
+    return blocking_counts(submission.report)["warning"]
+
+
+def _current_text(current: dict) -> str:
+    if not current:
+        return "none"
+    ids = sorted(set(current.values()))
+    return ", ".join(f"submission {i}" for i in ids)

@@ -26,7 +26,8 @@ def command(output: str | None, site: str | None, study_path: str | None, quiet:
     """Write the site upload workbook (one sheet per form).
 
     Instructions, one sheet per form with dropdowns and validation, and the version stamp an
-    importer reads back. --site pre-fills SITEID and states that site's conventions.
+    importer reads back. --site pre-fills SITEID and states that site's conventions. An existing
+    workbook is replaced only when trialkit wrote it (a site's filled upload is refused, exit 2).
     """
     from trialkit.errors import TrialkitError
     from trialkit.templates import write_template
@@ -42,6 +43,9 @@ def command(output: str | None, site: str | None, study_path: str | None, quiet:
     if output is None:
         suffix = f"_site{site}" if site else ""
         output = f"{study.id}_upload_template{suffix}.xlsx"
+    from trialkit.outputs import check_output_file
+
+    check_output_file(output, kind="xlsx")
     try:
         written = write_template(study, Path(output), site=site)
     except OSError as exc:

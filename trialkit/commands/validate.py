@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +27,11 @@ CSV_COLUMNS = [
     "query_id", "severity", "category", "code", "site", "subject", "form", "visit", "variable",
     "value", "message", "expected", "file", "sheet", "row", "check", "reference", "deviation_class",
 ]
+# The first line of an earlier output, by which -o recognises a file it may replace.
+OUTPUT_HEADERS = {
+    "csv": ",".join(CSV_COLUMNS),
+    "text": re.compile(r" · (site \S+|all sites)( · data cut \S+)? · \d+ file\(s\)$"),
+}
 
 
 @click.command(name="validate")
@@ -60,13 +66,18 @@ def command(files: tuple[str, ...], site: str | None, output_format: str, output
 
     \b
     Formats: text (summary and one line per finding), json (the report), jsonl (one finding per
-    line), csv (one row per finding), xlsx (the site's query workbook; needs -o).
+    line), csv (one row per finding), xlsx (the site's query workbook; needs -o). An existing -o
+    file is replaced only when it is an earlier output of this kind (a site's upload is refused).
     Exit codes: 0 clean, 1 findings at or above --fail-on, 2 usage error, 3 could not complete.
     """
     from trialkit.cli import CouldNotComplete
 
     if output_format == "xlsx" and not output:
         raise click.UsageError("-f xlsx writes a workbook: give its path with -o PATH.xlsx")
+    if output:
+        from trialkit.outputs import check_output_file
+
+        check_output_file(output, kind=output_format, header=OUTPUT_HEADERS.get(output_format))
     study = load(study_path)
     if site is not None:
         try:

@@ -16,6 +16,9 @@ The contract between importers and everything after them (validation, rules, der
   ``changes``  the normalisation log, one row per changed cell: ``index`` (record), ``variable``,
                ``original`` (as typed), ``value`` (as stored), ``rule`` (e.g. ``date:DMY``,
                ``decimal-comma``, ``unit:mg/dL->mg/L``, ``synonym``, ``trim``).
+  ``absent``   variable → boolean array over the records: True where the record's file had no
+               column for the variable (the importer reports the column once; validation does not
+               repeat "required" for each of its rows).
 
 - :class:`ImportResult` gathers the forms of a run (same form from several files concatenated) and
   a :class:`~trialkit.findings.Report` with the file-level and cell-level findings and the input
@@ -29,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from trialkit.findings import Report
@@ -47,6 +51,7 @@ class FormData:
     reasons: pd.DataFrame
     lineage: pd.DataFrame
     changes: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CHANGE_COLUMNS))
+    absent: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.data)
@@ -82,6 +87,9 @@ class FormData:
                 positions = part.data.index.get_indexer(log["index"])
                 log["index"] = positions + offset
             changes.append(log)
+        absent = {name: np.concatenate([part.absent.get(name, np.zeros(len(part.data), dtype=bool))
+                                        for part in parts])
+                  for name in {n for part in parts for n in part.absent}}
         return cls(
             form=parts[0].form,
             data=stack("data"),
@@ -89,6 +97,7 @@ class FormData:
             reasons=stack("reasons"),
             lineage=stack("lineage"),
             changes=pd.concat(changes, ignore_index=True) if changes else pd.DataFrame(columns=CHANGE_COLUMNS),
+            absent=absent,
         )
 
 
@@ -99,3 +108,6 @@ class ImportResult:
     forms: dict[str, FormData] = field(default_factory=dict)
     report: Report = field(default_factory=Report)
     files: list[dict[str, Any]] = field(default_factory=list)  # per-file facts for `inspect`
+    # Direct identifiers found while importing → their masks: never shown, and masked wherever
+    # another finding quotes them (kept out of every report and output).
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)

@@ -9,8 +9,12 @@ format              how it is recognised
 ``empty``           0 bytes
 ``xlsx``/``xlsm``   a zip with ``[Content_Types].xml`` naming a workbook part (``strict`` flag
                     when the workbook uses the ISO 29500 Strict namespaces)
+``xlsb``            a zip whose workbook part is binary (``xl/workbook.bin``)
+``ods``             a zip whose ``mimetype`` is an OpenDocument spreadsheet (LibreOffice)
 ``zip``             any other zip
-``xls``             an OLE2 compound file with a ``Workbook``/``Book`` stream (BIFF)
+``xls``             an OLE2 compound file with a ``Workbook`` stream (BIFF8) or only a ``Book``
+                    stream (Excel 5.0/95, BIFF5: ``detail`` says so); or a bare BIFF2/3/4
+                    worksheet (Excel 2.x-4.0, ``detail`` ``BIFF4`` etc.), which trialkit does not read
 ``encrypted``       an OLE2 file with ``EncryptionInfo``/``EncryptedPackage`` streams
                     (a password-protected OOXML workbook)
 ``ole2``            any other OLE2 file (Word, MSG, ...)
@@ -18,10 +22,12 @@ format              how it is recognised
 ``xpt5``/``xpt8``   SAS transport ``LIBRARY HEADER RECORD`` (v5) / ``LIBV8`` (v8)
 ``sas7bdat``        the 32-byte sas7bdat magic; ``sas7bcat`` the catalogue magic
 ``sav``/``zsav``    ``$FL2`` / ``$FL3``
+``por``             SPSS portable: ``SPSSPORT`` after the 200-byte splash and 256-byte
+                    character table (lines of 80 characters)
 ``dta``             ``<stata_dta>`` (117+) or a first byte 0x66-0x73 with a byte order byte
 ``html``            ``<html`` / ``<!DOCTYPE`` (also after a BOM and blanks)
 ``xml``             other XML
-``csv``             anything else that is text
+``csv``             anything else that is text (a stray NUL byte included: the reader names it)
 ``binary``          anything else
 ==================  ==========================================================================
 
@@ -56,9 +62,14 @@ SPREADSHEETML_NS = b"urn:schemas-microsoft-com:office:spreadsheet"
 STRICT_NS = b"purl.oclc.org/ooxml/spreadsheetml/main"
 
 # Formats whose content is a table trialkit can read.
-READABLE = {"xlsx", "xlsm", "xls", "spreadsheetml", "xpt5", "xpt8", "sas7bdat", "sav", "zsav", "dta", "csv"}
-WORKBOOK_FORMATS = {"xlsx", "xlsm", "xls", "spreadsheetml"}
-DATASET_FORMATS = {"xpt5", "xpt8", "sas7bdat", "sav", "zsav", "dta"}
+READABLE = {"xlsx", "xlsm", "xlsb", "ods", "xls", "spreadsheetml", "xpt5", "xpt8", "sas7bdat", "sav", "zsav",
+            "por", "dta", "csv"}
+WORKBOOK_FORMATS = {"xlsx", "xlsm", "xlsb", "ods", "xls", "spreadsheetml"}
+CALAMINE_FORMATS = {"xlsx", "xlsm", "xlsb", "ods", "xls"}  # read through python-calamine
+DATASET_FORMATS = {"xpt5", "xpt8", "sas7bdat", "sav", "zsav", "por", "dta"}
+ODS_MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
+# A bare BIFF worksheet (no OLE2 container) starts with its BOF record: id, then length.
+_BIFF_BOF = {b"\x09\x00": "BIFF2", b"\x09\x02": "BIFF3", b"\x09\x04": "BIFF4"}
 
 
 @dataclass
@@ -78,7 +89,10 @@ class RawTable:
     ``date``/``datetime``, or "" for an empty cell) with the header names as columns and, as index,
     the row number the site sees (spreadsheet row; 1-based record number for a dataset; line number
     for CSV). ``labels`` and ``types`` run parallel to ``columns``. ``errors`` lists Excel error
-    cells as ``(row, column_name, cell_ref, error_text)``.
+    cells as ``(row, column_name, cell_ref, error_text)``. ``blank_columns`` names the columns whose
+    header cell was blank (named by their column letter); ``notes`` holds the non-empty rows above
+    the header that were not read as data (``(row, cell texts)``), so that a privacy check still
+    sees them.
     """
 
     name: str
@@ -92,6 +106,10 @@ class RawTable:
     header_row: int | None = None
     errors: list[tuple[int, str, str, str]] = field(default_factory=list)
     value_labels: dict[str, dict[Any, str]] = field(default_factory=dict)
+    blank_columns: set[str] = field(default_factory=set)
+    notes: list[tuple[int, list[str]]] = field(default_factory=list)
+    bad_dates: list[tuple[int, str, str]] = field(default_factory=list)  # (record, column, date as text)
+    comments: list[tuple[str, str]] = field(default_factory=list)  # cell comments: (cell ref, text)
 
     @property
     def rows(self) -> int:
@@ -152,6 +170,10 @@ def detect(path: str | Path) -> Detected:
         return Detected("zsav")
     if head.startswith(b"<stata_dta>"):
         return Detected("dta")
+    if head[:2] in _BIFF_BOF and int.from_bytes(head[2:4], "little") in (4, 6, 8) and len(head) >= 8:
+        return Detected("xls", detail=_BIFF_BOF[head[:2]])
+    if b"SPSSPORT" in head[:1200] and head[:1200].replace(b"\r\n", b"").replace(b"\n", b"")[456:464] == b"SPSSPORT":
+        return Detected("por")
     if len(head) > 4 and head[0] in range(0x66, 0x74) and head[1] in (1, 2) and head[2] == 1:
         return Detected("dta")  # Stata 102-115: version byte, byte order (1 MSF / 2 LSF), filetype 1
     text_head = _text_prefix(head)
@@ -187,9 +209,12 @@ def _looks_textual(head: bytes) -> bool:
     """Text (any 8-bit or UTF-16 encoding with a BOM), not binary."""
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return True
-    if b"\x00" in head:
+    # A few NUL bytes in otherwise plain text is a damaged text file (the CSV reader names the
+    # line); many are binary data (or UTF-16 without a BOM, which no site sends).
+    nuls = head.count(b"\x00")
+    if nuls > max(1, len(head) // 100):
         return False
-    control = sum(1 for byte in head if byte < 9 or 13 < byte < 32)
+    control = sum(1 for byte in head if byte < 9 or 13 < byte < 32) - nuls
     return control <= len(head) // 100
 
 
@@ -197,11 +222,17 @@ def _detect_zip(path: Path) -> Detected:
     try:
         with zipfile.ZipFile(path) as archive:
             names = {name.replace("\\", "/").lstrip("/"): name for name in archive.namelist()}
+            if "mimetype" in names:
+                with archive.open(names["mimetype"]) as stream:
+                    if stream.read(200).strip().startswith(ODS_MIMETYPE):
+                        return Detected("ods")
             if "[Content_Types].xml" not in names:
                 return Detected("zip", detail="no [Content_Types].xml")
             # Bounded reads: a part may be a zip bomb (checked later, from the directory).
             with archive.open(names["[Content_Types].xml"]) as stream:
                 types = stream.read(200_000)
+            if any(n.lower() == "xl/workbook.bin" for n in names):
+                return Detected("xlsb")
             workbook_name = next((n for n in names if n.lower() == "xl/workbook.xml"), None)
             strict = False
             if workbook_name is not None:
@@ -229,6 +260,8 @@ def _detect_ole2(path: Path) -> Detected:
 
     if has("EncryptedPackage") or has("EncryptionInfo"):
         return Detected("encrypted", detail="EncryptionInfo/EncryptedPackage streams")
-    if has("Workbook") or has("Book"):
+    if has("Workbook"):
         return Detected("xls")
+    if has("Book"):  # Excel 5.0/95 names its stream "Book" (a substring of "Workbook", so checked second)
+        return Detected("xls", detail="BIFF5")
     return Detected("ole2", detail="an OLE2 file without a workbook stream")

@@ -68,7 +68,9 @@ class Limits:
     max_compression_ratio: float = 200.0  # uncompressed/compressed of one zip member ...
     ratio_min_member_bytes: int = 1 * MiB  # ... counted only for members larger than this
     max_zip_members: int = 10_000  # parts in one xlsx/xlsm (a real workbook has tens)
-    max_cells: int = 50_000_000  # rows x columns of one sheet (claimed or read)
+    # rows x columns of one sheet from A1 to its farthest cell (claimed, scanned or read): calamine
+    # holds each cell in 32 bytes and Python's rows add more, so 10 million keeps a read under 1 GB
+    max_cells: int = 10_000_000
     max_columns: int = 16_384  # Excel's own limit (column XFD)
     max_rows: int = 2_000_000  # rows of one sheet or CSV (Excel's own limit is 1,048,576)
     max_string_length: int = 32_767  # characters in one cell (Excel's own limit)

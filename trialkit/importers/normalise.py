@@ -41,19 +41,17 @@ import pandas as pd
 from trialkit.findings import Category, Finding, Severity
 from trialkit.importers.base import CHANGE_COLUMNS, LINEAGE_COLUMNS, FormData
 from trialkit.importers.detect import RawTable
+from trialkit.importers.header import header_key
+from trialkit.privacy import column_finding, is_free_text, scan_values
 
 EXCEL_EPOCH = {1900: pd.Timestamp("1899-12-30"), 1904: pd.Timestamp("1904-01-01")}
 _SUPERSCRIPTS = str.maketrans({"⁰": "0", "¹": "1", "²": "2", "³": "3", "⁴": "4", "⁵": "5", "⁶": "6",
                                "⁷": "7", "⁸": "8", "⁹": "9", "µ": "u", "μ": "u", "×": "x"})
 _SUP_RUN = re.compile(r"(?<=10)([⁰¹²³⁴⁵⁶⁷⁸⁹]+)")
 _DATE_TEXT = re.compile(r"^(\d{1,4})([./-])(\d{1,2})\2(\d{1,4})$")
+DATE_RANGE = "1678-01-01 to 2261-12-31"  # what a nanosecond timestamp holds
 EXPECTED = {"int": "a whole number", "num": "a number", "date": "a date", "pdate": "a partial date "
             "(YYYY, YYYY-MM or YYYY-MM-DD)", "char": "text", "yn": "Y or N"}
-
-
-def header_key(text: str) -> str:
-    """A header compared ignoring case, spaces and punctuation (``'Visit date'`` → ``visitdate``)."""
-    return re.sub(r"[\W_]+", "", str(text).casefold())
 
 
 def unit_key(text: str) -> str:
@@ -73,6 +71,7 @@ class Context:
     site: str | None = None
     findings: list[Finding] = field(default_factory=list)
     changes: list[pd.DataFrame] = field(default_factory=list)
+    secrets: dict[str, str] = field(default_factory=dict)  # identifiers found → their masks
 
 
 def match_columns(columns: list[str], form: Any) -> tuple[dict[str, str], list[Finding], list[str]]:
@@ -106,13 +105,14 @@ def match_columns(columns: list[str], form: Any) -> tuple[dict[str, str], list[F
 
 
 def _prefilled_rows(table: RawTable, mapping: dict[str, str], columns: dict[str, _Codes]) -> np.ndarray | None:
-    """Rows that hold nothing but a pre-filled SITEID (a mask), or None when there are none.
+    """Rows that hold nothing but a pre-filled SITEID, or nothing at all (a mask), or None.
 
     A site's template (``trialkit template --site SS``) pre-fills SITEID down the entry area; those
-    rows are the empty part of the form, not records. A row with any other value — or an Excel error
-    cell — is kept. Blank is ``None`` or text of spaces only, judged once per distinct value.
+    rows are the empty part of the form, not records — nor is an empty row inside the table (or one
+    holding only formatting). A row with any other value — or an Excel error cell — is kept. Blank
+    is ``None`` or text of spaces only, judged once per distinct value.
     """
-    if "SITEID" not in mapping.values() or table.values.empty:
+    if table.values.empty:
         return None
     others = [column for column, name in mapping.items() if name != "SITEID"]
     if not others:
@@ -150,20 +150,20 @@ def normalise_table(table: RawTable, form: Any, study: Any, ctx: Context) -> For
         note.file, note.sheet, note.form = ctx.file, ctx.sheet, form.code
         ctx.findings.append(note)
     for column in unknown:
-        ctx.findings.append(_structure("IMP-COLUMN-UNKNOWN", Severity.WARNING, f"column {column!r} is not a "
-                                       f"variable of form {form.code}; its values are not imported: rename "
-                                       "it to a variable name or remove it", value=column, **where))
+        if column in table.blank_columns:
+            message = (f"column {column} has no header (its header cell is blank); its values are not imported: "
+                       "type the variable name in the header cell, or delete the column's values")
+        else:
+            message = (f"column {column!r} is not a variable of form {form.code}; its values are not imported: "
+                       "rename it to a variable name or remove it")
+        ctx.findings.append(_structure("IMP-COLUMN-UNKNOWN", Severity.WARNING, message, value=column, **where))
     present = set(mapping.values())
     for var in form.variables:
         if var.name in present and var.derived:
             ctx.findings.append(_structure("IMP-COLUMN-DERIVED", Severity.WARNING, f"column {var.name} is "
                                            "derived by trialkit; the uploaded values are ignored",
                                            variable=var.name, **where))
-        elif var.name not in present and not var.derived:
-            severity = Severity.ERROR if var.required else Severity.WARNING
-            ctx.findings.append(_structure("IMP-COLUMN-MISSING", severity, f"form {form.code} needs column "
-                                           f"{var.name} ({var.label}); it is missing: add it (use the current "
-                                           "template)", variable=var.name, expected=var.name, **where))
+    absent_columns = [var for var in form.variables if var.name not in present and not var.derived]
     used = {column: _Codes.of(table.values[column]) for column in mapping}
     dropped = _prefilled_rows(table, mapping, used)
     keep = None if dropped is None else np.flatnonzero(~dropped)
@@ -171,6 +171,13 @@ def normalise_table(table: RawTable, form: Any, study: Any, ctx: Context) -> For
         used = {column: codes.subset(keep) for column, codes in used.items()}
     n = len(table.values) if keep is None else len(keep)
     index = pd.RangeIndex(n)
+    for var in absent_columns:
+        # ONE finding for the column, with the number of records it leaves without a value.
+        severity = Severity.ERROR if var.required else Severity.WARNING
+        ctx.findings.append(_structure(
+            "IMP-COLUMN-MISSING", severity, f"form {form.code} needs column {var.name} ({var.label}); it is "
+            f"missing, so none of the {n} row(s) of sheet {ctx.sheet!r} has it: add the column and fill it "
+            "(use the current template)", variable=var.name, expected=var.name, evidence={"rows": n}, **where))
     rows = np.asarray(table.values.index, dtype="int64")
     if keep is not None:
         rows = rows[keep]
@@ -193,6 +200,7 @@ def normalise_table(table: RawTable, form: Any, study: Any, ctx: Context) -> For
     sites = pd.Series(ctx.site, index=index, dtype="object")
     site_codes = _Codes.of(sites)
     subjects = None
+    censored: dict[str, pd.Series] = {}  # censor variables, filled from their censored variables
     for var in order:
         if var.derived or var.name not in source:
             data[var.name] = _empty_typed(var.type, n)
@@ -205,8 +213,16 @@ def normalise_table(table: RawTable, form: Any, study: Any, ctx: Context) -> For
         native = column.iloc[positions].reset_index(drop=True)
         distinct = _Distinct(cells.codes, sites.iloc[cells.first].reset_index(drop=True))
         text_raw_u = to_text(native)
-        value_u, reason_u = _convert(var, native, text_raw_u, study, ctx, distinct.sites, table, distinct, form)
+        censor: dict[str, pd.Series] = {}
+        value_u, reason_u = _convert(var, native, text_raw_u, study, ctx, distinct.sites, table, distinct, form,
+                                     censor)
         distinct.flush(ctx, rows, sites, subjects, form.code)
+        if not is_free_text(var):  # free text is checked cell by cell at validation
+            _identifiers(var, text_raw_u, value_u, reason_u, study, distinct.codes, rows, ctx, form.code)
+        if var.censored and var.censor_var:
+            operators = censor.get("operators")
+            censored[var.censor_var] = (distinct.cells(operators.astype("str"), index) if operators is not None
+                                        else _empty_typed("char", n))
         text_raw = distinct.cells(text_raw_u, index)
         value = distinct.cells(value_u, index)
         reason = distinct.cells(reason_u, index) if reason_u.notna().any() else no_reason
@@ -244,6 +260,7 @@ def normalise_table(table: RawTable, form: Any, study: Any, ctx: Context) -> For
             site_codes = _Codes.of(sites)
         if var.name == "SUBJID":
             subjects = value
+    data.update(censored)
     _convert_units(form, study, data, raw, ctx, sites, rows, subjects)
     if form.code == "LB" or {"LBORRES", "LBORRESU", "LBTESTCD", "LBSTRESN"} <= set(data):
         _derive_lab(study, data, raw, ctx, rows, subjects, sites, form.code)
@@ -256,7 +273,31 @@ def normalise_table(table: RawTable, form: Any, study: Any, ctx: Context) -> For
     change_frame = pd.concat(changes, ignore_index=True) if changes else pd.DataFrame(columns=CHANGE_COLUMNS)
     ctx.changes = []
     return FormData(form=form.code, data=frame, raw=raw_frame, reasons=reason_frame, lineage=lineage,
-                    changes=change_frame)
+                    changes=change_frame, absent={var.name: np.ones(n, dtype=bool) for var in absent_columns})
+
+
+def _identifiers(var: Any, text: pd.Series, value: pd.Series, reason: pd.Series, study: Any, codes: np.ndarray,
+                 rows: np.ndarray, ctx: Context, form: str) -> None:
+    """A privacy error for a CRF column holding a direct identifier where its type allows none: any
+    value of SUBJID-like text, or a value that is not what the variable takes (a codelist code, a
+    number, a date). Judged on the distinct values; one finding for the column."""
+    filled = text.str.strip().ne("") & reason.isna()
+    if var.type == "char" and not var.codelist:
+        suspicious = filled
+    elif var.type == "char":
+        suspicious = filled & ~value.isin(study.codelists[var.codelist].codes)
+    else:
+        suspicious = filled & value.isna()
+    if not suspicious.any():
+        return
+    hits = scan_values(text[suspicious], crf=True)
+    if hits is None:
+        return
+    in_hits = np.isin(codes, hits.positions)
+    ctx.findings.append(column_finding(hits, column=var.name, row=int(rows[int(np.argmax(in_hits))]),
+                                       cells=int(in_hits.sum()), file=ctx.file, sheet=ctx.sheet, form=form,
+                                       in_form=True))
+    ctx.secrets.update(dict(hits.secrets))
 
 
 def _is_derived(form: Any, name: str) -> bool:
@@ -402,7 +443,13 @@ def _bools_collide(values: np.ndarray, codes: np.ndarray, uniques: Any) -> np.nd
         zero_one = np.arange(len(distinct))
     if not len(zero_one):
         return None
-    positions = np.flatnonzero(np.isin(codes, zero_one))
+    if len(zero_one) <= 2:  # the usual case (0 and/or 1): two comparisons beat a set lookup
+        hit = codes == zero_one[0]
+        if len(zero_one) == 2:
+            hit |= codes == zero_one[1]
+        positions = np.flatnonzero(hit)
+    else:
+        positions = np.flatnonzero(np.isin(codes, zero_one))
     kind = pd.api.types.infer_dtype(values[positions], skipna=False)
     return None if kind in ("integer", "floating", "mixed-integer-float", "boolean", "string") else positions
 
@@ -484,6 +531,11 @@ class _Distinct:
         if mask.any():
             self.events.append(("type", var, self._mask(mask), text, None, why))
 
+    def range_errors(self, var: Any, mask: pd.Series, text: pd.Series) -> None:
+        """Dates outside 1678-2261: one ``IMP-DATE-RANGE`` error per cell."""
+        if mask.any():
+            self.events.append(("range", var, self._mask(mask), text, None, ""))
+
     def cells(self, distinct: pd.Series, index: pd.Index) -> pd.Series:
         """A per-distinct-value series broadcast to the cells."""
         return pd.Series(distinct.array.take(self.codes), index=index, dtype=distinct.dtype)
@@ -503,6 +555,18 @@ class _Distinct:
                 values_text[chosen] = _value_texts(value.iloc[chosen])
                 _log_change(ctx, var, rows, positions, originals[of_cell], values_text[of_cell], extra, form)
                 continue
+            if kind == "range":
+                for pos, code in zip(positions, of_cell, strict=True):
+                    typed = original.iat[code]
+                    ctx.findings.append(Finding(
+                        code="IMP-DATE-RANGE", severity=Severity.ERROR, category=Category.TYPE,
+                        message=f"{var.name}: {typed!r} is outside the dates trialkit can hold ({DATE_RANGE})"
+                                + (" as an Excel date number" if typed.isdigit() else "")
+                                + "; check the year and correct the value in the file",
+                        variable=var.name, value=typed, expected=f"a date from {DATE_RANGE}", file=ctx.file,
+                        sheet=ctx.sheet, form=form, row=int(rows[pos]), site=_at(sites, pos),
+                        subject=_at(subjects, pos)))
+                continue
             for pos, code in zip(positions, of_cell, strict=True):
                 typed = original.iat[code]
                 ctx.findings.append(Finding(
@@ -514,13 +578,21 @@ class _Distinct:
         self.events = []
 
 
+_CENSOR = re.compile(r"^\s*(<=|>=|=<|=>|≤|≥|<|>|＜|＞)\s*([+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?)\s*$")
+_CENSOR_OPERATORS = {"<": "<", "<=": "<=", "=<": "<=", "≤": "<=", "＜": "<", ">": ">", ">=": ">=", "=>": ">=",
+                     "≥": ">=", "＞": ">"}
+
+
 def _convert(var: Any, native: pd.Series, text_raw: pd.Series, study: Any, ctx: Context, sites: pd.Series,
-             table: RawTable, log: _Distinct, form: Any) -> tuple[pd.Series, pd.Series]:
+             table: RawTable, log: _Distinct, form: Any,
+             censor: dict[str, pd.Series] | None = None) -> tuple[pd.Series, pd.Series]:
     """Typed value and missing-value reason of each distinct (value, site) of one column.
 
     ``native``, ``text_raw`` and ``sites`` hold one entry per distinct value; changes and type
-    errors go to ``log``, which expands them to the cells.
+    errors go to ``log``, which expands them to the cells. For a censored variable, ``censor``
+    receives ``operators``: the censoring operator of each distinct value (NA when none).
     """
+    censor = {} if censor is None else censor
     index = native.index
     text = text_raw.str.strip()
     trimmed = (text != text_raw)
@@ -560,8 +632,17 @@ def _convert(var: Any, native: pd.Series, text_raw: pd.Series, study: Any, ctx: 
             number = fast.where(live)
             slow = live & number.isna()
             comma = pd.Series(False, index=index)
+            digits = text
+            if slow.any() and var.censored:
+                # A limit typed as "<1", "> 500", "≤0.3": the number is the limit, the operator
+                # goes to the censor variable (see trialkit.crf.var).
+                parts = text.where(slow, "").str.extract(_CENSOR)
+                limit = slow & parts[0].notna()
+                if limit.any():
+                    digits = text.where(~limit, parts[1])
+                    censor["operators"] = parts[0].map(_CENSOR_OPERATORS).where(limit)
             if slow.any():
-                candidate = text.where(slow, "")
+                candidate = digits.where(slow, "")
                 comma_sites = sites.map({k: v.decimal_mark == "," for k, v in study.sites.items()}).fillna(False)
                 comma = slow & comma_sites.astype(bool) & candidate.str.fullmatch(r"[+-]?\d*,\d+")
                 if comma.any():
@@ -571,6 +652,8 @@ def _convert(var: Any, native: pd.Series, text_raw: pd.Series, study: Any, ctx: 
                 number = number.where(~slow, parsed)
             if comma.any():
                 log.record(var.name, comma, text, number, "decimal-comma")
+            if "operators" in censor:
+                log.record(var.name, censor["operators"].notna() & number.notna(), text, number, "censored")
         bad = live & (number.isna() | ~np.isfinite(number.fillna(0)))
         if kind == "int":
             bad |= live & number.notna() & (number % 1 != 0)
@@ -690,7 +773,9 @@ def _dates(var: Any, native: pd.Series, text: pd.Series, live: pd.Series, sites:
         is_num = kinds.isin([float, int]) & live
         if is_num.any() and table.kind == "sheet":
             serial = native[is_num].astype(float)
-            ok = (serial > 0) & (serial < 2958466) & (serial % 1 == 0)
+            # Serials past 2261-12-31 (what a nanosecond timestamp holds) are left for the
+            # out-of-range finding below, never allowed to overflow (and lose the sheet).
+            ok = (serial > 0) & (serial <= _SERIAL_LAST[ctx.date_system]) & (serial % 1 == 0)
             epoch = EXCEL_EPOCH[ctx.date_system]
             days = pd.to_timedelta(serial.where(ok), unit="D")
             value[is_num] = (epoch + days).astype("datetime64[ns]")
@@ -708,7 +793,28 @@ def _dates(var: Any, native: pd.Series, text: pd.Series, live: pd.Series, sites:
         bad = rest & value.isna()
         if (bad & no_site).any():
             why = " (a date typed as text needs the site's date order: give --site or fill SITEID)"
+    if bad.any():
+        far = bad & _out_of_range(native, text, table.kind == "sheet", ctx.date_system)
+        if far.any():
+            log.range_errors(var, far, text)
+            bad &= ~far
     return value, bad, why
+
+
+_SERIAL_LAST = {1900: 132219, 1904: 130757}  # the Excel date number of 2261-12-31 in each date system
+_FAR_TEXT = re.compile(r"^\s*[+-]?(\d{4,})-\d{1,2}-\d{1,2}(?:[ T].*)?$|^\s*\d{1,2}[./-]\d{1,2}[./-](\d{4,})\s*$")
+
+
+def _out_of_range(native: pd.Series, text: pd.Series, sheet: bool, date_system: int) -> pd.Series:
+    """Distinct values that are dates outside 1678-2261: date cells, Excel date numbers (sheets), or
+    text dates (also those a dataset reader wrote for days it could not convert, ``199107-04-26``)."""
+    parts = text.str.extract(_FAR_TEXT)
+    year = pd.to_numeric(parts[0].fillna(parts[1]), errors="coerce")
+    far = ((year < 1678) | (year > 2261)).fillna(False).astype(bool)
+    if sheet and native.dtype == object:
+        numbers = pd.to_numeric(native.where(native.map(type).isin([float, int]), None), errors="coerce")
+        far |= ((numbers > _SERIAL_LAST[date_system]) & (numbers % 1 == 0)).fillna(False).astype(bool)
+    return far
 
 
 _PDATE_ISO = re.compile(r"^(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?$")

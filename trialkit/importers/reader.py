@@ -7,7 +7,9 @@
   and input file, and whose ``files`` list says what each file held.
 
 Nothing here raises for a bad file: every problem becomes a ``file`` finding naming the file and the
-remedy. Example::
+remedy. What is not imported is still looked at for direct identifiers (:mod:`trialkit.privacy`):
+unknown columns, sheets of no form (hidden ones too), notes above a header and cell comments; an
+identifier found is masked in every finding (``ImportResult.secrets``). Example::
 
     >>> from trialkit.study import load_study
     >>> result = import_files(["site01.xlsx"], load_study(), site="01")  # doctest: +SKIP
@@ -16,26 +18,57 @@ remedy. Example::
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from trialkit.findings import Category, Finding, InputFile, Severity
 from trialkit.importers.base import FormData, ImportResult
-from trialkit.importers.detect import DATASET_FORMATS, Detected, FileRead, RawTable, detect
+from trialkit.importers.detect import (
+    CALAMINE_FORMATS,
+    DATASET_FORMATS,
+    WORKBOOK_FORMATS,
+    Detected,
+    FileRead,
+    RawTable,
+    detect,
+)
+from trialkit.importers.header import known_headers
 from trialkit.importers.limits import Limits, file_size_finding
-from trialkit.importers.normalise import Context, match_columns, normalise_table
+from trialkit.importers.normalise import Context, match_columns, normalise_table, to_text
+from trialkit.importers.regular import regular_file_refusal
+from trialkit.privacy import (
+    COMMENT,
+    VALUE,
+    ValueHits,
+    column_finding,
+    mask_date,
+    mask_identifiers,
+    scan_values,
+    text_finding,
+    value_hits,
+)
 
 KNOWN_SHEETS = {"_trialkit", "_codelists", "instructions"}
 
 
-def read_file(path: str | Path, *, catalog: Path | None = None, limits: Limits | None = None) -> FileRead:
+def read_file(path: str | Path, *, catalog: Path | None = None, limits: Limits | None = None,
+              known: frozenset[str] | None = None) -> FileRead:
     """Detect and read one file; never raises for a bad file (problems are findings).
 
     ``limits`` (default :meth:`Limits.from_env`) bound what a file may be; a file over a limit is
-    refused with one ``file`` finding before its reader parses it.
+    refused with one ``file`` finding before its reader parses it. ``known`` (the study's variable
+    names and labels as :func:`~trialkit.importers.header.header_key`) helps find a header row that
+    sits below note rows.
     """
     path = Path(path)
+    refused = regular_file_refusal(path)
+    if refused is not None:
+        return refused
     limits = limits or Limits.from_env()
     try:
         found = detect(path)
@@ -50,7 +83,7 @@ def read_file(path: str | Path, *, catalog: Path | None = None, limits: Limits |
         result.findings.append(too_large)
         return result
     try:
-        return _read_detected(path, found, catalog, limits)
+        return _read_detected(path, found, catalog, limits, known)
     except Exception as exc:  # a reader bug must not become a traceback for the data manager
         result = FileRead(path=str(path), format=found.format)
         result.fail("IMP-FILE-UNREADABLE", f"{path}: could not be read ({type(exc).__name__}: {exc}); "
@@ -64,16 +97,28 @@ def read_table(path: str | Path) -> list[RawTable]:
     return read_file(path).tables
 
 
-def _read_detected(path: Path, found: Detected, catalog: Path | None, limits: Limits) -> FileRead:
+def _read_detected(path: Path, found: Detected, catalog: Path | None, limits: Limits,
+                   known: frozenset[str] | None = None) -> FileRead:
     fmt = found.format
-    if fmt in ("xlsx", "xlsm", "xls"):
+    if fmt == "xls" and found.detail in ("BIFF2", "BIFF3", "BIFF4"):
+        result = FileRead(path=str(path), format=fmt, extra={"biff": found.detail})
+        version = {"BIFF2": "Excel 2.x", "BIFF3": "Excel 3.0", "BIFF4": "Excel 4.0"}[found.detail]
+        result.fail("IMP-XLS-OLD", f"{path}: an {version} worksheet ({found.detail}), an .xls format from before "
+                    "Excel 95 that trialkit does not read; open it in Excel or LibreOffice, save it as .xlsx "
+                    "and upload that")
+        return result
+    if fmt in CALAMINE_FORMATS:
         from trialkit.importers.excel import read_excel
 
-        return read_excel(path, fmt, strict=found.strict, limits=limits)
+        if fmt == "xls" and found.detail == "BIFF5":
+            read = read_excel(path, fmt, limits=limits, known=known, biff="BIFF5")
+            read.extra["biff"] = "BIFF5"
+            return read
+        return read_excel(path, fmt, strict=found.strict, limits=limits, known=known)
     if fmt == "spreadsheetml":
         from trialkit.importers.spreadsheetml import read_spreadsheetml
 
-        return read_spreadsheetml(path, limits=limits)
+        return read_spreadsheetml(path, limits=limits, known=known)
     if fmt in DATASET_FORMATS or fmt == "sas7bcat":
         from trialkit.importers.stats import read_dataset
 
@@ -81,7 +126,7 @@ def _read_detected(path: Path, found: Detected, catalog: Path | None, limits: Li
     if fmt == "csv":
         from trialkit.importers.csvfile import read_csv
 
-        return read_csv(path, limits=limits)
+        return read_csv(path, limits=limits, known=known)
     result = FileRead(path=str(path), format=fmt)
     messages = {
         "empty": ("IMP-FILE-EMPTY", "the file is empty (0 bytes); upload the filled file again"),
@@ -96,8 +141,8 @@ def _read_detected(path: Path, found: Detected, catalog: Path | None, limits: Li
                 "workbook itself (.xlsx)"),
         "ole2": ("IMP-FILE-FORMAT", f"is an Office file but not an Excel workbook ({found.detail}); upload "
                  "the workbook itself"),
-        "binary": ("IMP-FILE-FORMAT", "is not a format trialkit reads (xlsx, xlsm, xls, SpreadsheetML, "
-                   "sas7bdat, xpt, sav, zsav, dta, csv); export the data in one of these"),
+        "binary": ("IMP-FILE-FORMAT", "is not a format trialkit reads (xlsx, xlsm, xlsb, ods, xls, "
+                   "SpreadsheetML, sas7bdat, xpt, sav, zsav, por, dta, csv); export the data in one of these"),
     }
     code, message = messages.get(fmt, ("IMP-FILE-FORMAT", "is not a format trialkit reads"))
     result.fail(code, f"{path}: {message}")
@@ -136,8 +181,8 @@ def match_dataset(table: RawTable, path: Path, study: Any) -> str | None:
 
 
 def _stamp_findings(read: FileRead, study: Any) -> list[Finding]:
-    if read.format not in ("xlsx", "xlsm", "xls"):
-        return []
+    if read.format not in CALAMINE_FORMATS or not read.tables:
+        return []  # not a workbook, or one that could not be read (its own finding says why)
     if read.stamp is None:
         return [Finding(code="IMP-TEMPLATE-STAMP", severity=Severity.WARNING, category=Category.STRUCTURE,
                         message=f"{read.path}: no trialkit version stamp (sheet _trialkit): not a trialkit "
@@ -159,6 +204,16 @@ def _stamp_findings(read: FileRead, study: Any) -> list[Finding]:
     return []
 
 
+def _bad_date_findings(table: RawTable, path: Path, imported: set[str], form: str | None = None) -> list[Finding]:
+    """Dates a dataset holds outside 1678-2261 in columns that are not imported (the normaliser
+    reports those of imported columns, with the subject)."""
+    return [Finding(code="IMP-DATE-RANGE", severity=Severity.ERROR, category=Category.TYPE,
+                    message=f"{column} (not imported): {text!r} is outside the dates trialkit can hold "
+                            "(1678-01-01 to 2261-12-31); check the year and correct the value in the file",
+                    variable=column, value=text, file=str(path), sheet=table.name, row=row, form=form)
+            for row, column, text in table.bad_dates if column not in imported]
+
+
 def import_files(paths: list[str | Path], study: Any, *, site: str | None = None,
                  form: str | None = None, limits: Limits | None = None) -> ImportResult:
     """Import uploads into forms (see the module docstring); never raises for a bad file.
@@ -176,8 +231,10 @@ def import_files(paths: list[str | Path], study: Any, *, site: str | None = None
     paths = [Path(p) for p in paths]
     catalogs = {p.resolve() for p in paths if p.suffix.lower() == ".sas7bcat"}
     parts: dict[str, list[FormData]] = {}
+    known = known_headers(study)
+    secrets: dict[str, str] = {}  # identifiers found (→ their masks), never shown in any finding
     for path in paths:
-        read = read_file(path, limits=limits)
+        read = read_file(path, limits=limits, known=known)
         try:
             input_file = InputFile.from_path(path, format=read.format)
         except OSError:
@@ -188,10 +245,10 @@ def import_files(paths: list[str | Path], study: Any, *, site: str | None = None
         facts: dict[str, Any] = {"path": str(path), "format": read.format, "encoding": read.encoding,
                                  "sha256": input_file.sha256, "size": input_file.size, "tables": []}
         facts.update({k: v for k, v in read.extra.items() if isinstance(v, (str, int, list))})
-        if read.format in ("xlsx", "xlsm", "xls", "spreadsheetml"):
+        workbook = read.format in WORKBOOK_FORMATS
+        if workbook:
             facts["date_system"] = read.date_system
             facts["stamp"] = read.stamp
-        workbook = read.format in ("xlsx", "xlsm", "xls", "spreadsheetml")
         data_tables = []
         for table in read.tables:
             info = {"name": table.name, "kind": table.kind, "hidden": table.hidden,
@@ -234,6 +291,8 @@ def import_files(paths: list[str | Path], study: Any, *, site: str | None = None
                         message=f"cell {ref} holds the Excel error {text}: a formula failed; type the value "
                                 "itself", value=text, file=str(path), sheet=table.name, row=row,
                         variable=column))
+                findings.extend(_bad_date_findings(table, path, set()))
+                findings.extend(_identifier_findings(table, path, list(table.columns), None, secrets))
                 continue
             mapping, _, _ = match_columns(table.columns, study.forms[code])
             info["matched_columns"] = len(mapping)
@@ -256,6 +315,11 @@ def import_files(paths: list[str | Path], study: Any, *, site: str | None = None
                         code="IMP-EXCEL-ERROR", severity=Severity.ERROR, category=Category.TYPE,
                         message=f"cell {ref} (column {column!r}, not imported) holds the Excel error {text}",
                         value=text, file=str(path), sheet=table.name, row=row, form=code))
+            findings.extend(_bad_date_findings(table, path, set(mapping), code))
+            unknown = [column for column in table.columns if column not in mapping]
+            findings.extend(_identifier_findings(table, path, unknown, code, secrets))
+            findings.extend(_birth_date_columns(table, path, unknown, study.forms[code], form_data, secrets))
+            secrets.update(ctx.secrets)
             parts.setdefault(code, []).append(form_data)
         if workbook and read.tables and not any(c for _, c, _ in data_tables) and read.stamp is not None:
             findings.append(Finding(code="IMP-NO-SHEETS", severity=Severity.ERROR, category=Category.FILE,
@@ -271,4 +335,89 @@ def import_files(paths: list[str | Path], study: Any, *, site: str | None = None
         report.extend(findings)
     for code, pieces in parts.items():
         result.forms[code] = FormData.concat(pieces)
+    if secrets:  # an identifier quoted by any other finding is shown masked there too
+        result.secrets.update(secrets)
+        report.findings[:] = mask_identifiers(report.findings, [], secrets=secrets)
     return result
+
+
+def _identifier_findings(table: RawTable, path: Path, columns: list[str], form: str | None,
+                         secrets: dict[str, str]) -> list[Finding]:
+    """Privacy errors for the columns of a table that are not imported (every value looked at), its
+    note rows above the header and its cell comments (:mod:`trialkit.privacy`)."""
+    out: list[Finding] = []
+    for column in columns:
+        text = to_text(table.values[column])
+        codes, uniques = pd.factorize(text)
+        hits = scan_values(pd.Series(uniques, dtype="object"), header=column,
+                           blank_header=column in table.blank_columns)
+        if hits is None:
+            continue
+        first = int(np.argmax(codes == hits.first))
+        cells = int(np.isin(codes, hits.positions).sum())
+        out.append(column_finding(hits, column=column, row=int(table.values.index[first]), cells=cells,
+                                  file=str(path), sheet=table.name, form=form, in_form=False))
+        secrets.update(dict(hits.secrets))
+    for row, cells in table.notes:
+        text = " ".join(cells)
+        found = value_hits(text, labelled_names=True)
+        if found:
+            out.append(text_finding(found, text, code=VALUE, where=f"the note in row {row} of {table.name!r}, above "
+                                    "the header,", file=str(path), sheet=table.name, row=row,
+                                    remedy="Delete the note"))
+            secrets.update({identifier: mask for _, identifier, mask in found})
+    for ref, text in table.comments:
+        found = value_hits(text, loose=True)
+        if found:
+            out.append(text_finding(found, text, code=COMMENT, where=f"the comment on cell {ref} of sheet "
+                                    f"{table.name!r}", file=str(path), sheet=table.name,
+                                    row=_ref_row(ref), remedy="Delete the comment"))
+            secrets.update({identifier: mask for _, identifier, mask in found})
+    return out
+
+
+def _ref_row(ref: str) -> int | None:
+    digits = re.sub(r"\D", "", ref)
+    return int(digits) if digits else None
+
+
+def _birth_date_columns(table: RawTable, path: Path, columns: list[str], form: Any, form_data: FormData,
+                        secrets: dict[str, str]) -> list[Finding]:
+    """Full dates of birth in a table of a form that has a birth variable (DM in the bundled study):
+    a column outside the CRF whose dates lie at least a year before each record's own dates."""
+    if not columns or not any(v.birth for v in form.variables) or not len(form_data.data):
+        return []
+    own = form_data.data.select_dtypes(include=["datetime64[ns]", "datetime64[us]"])
+    if own.empty:
+        return []
+    earliest = own.min(axis=1).set_axis(form_data.lineage["ROW"].to_numpy())
+    out: list[Finding] = []
+    for column in columns:
+        dates = _as_dates(table.values[column])
+        present = dates.dropna()
+        if present.empty:
+            continue
+        reference = earliest.reindex(present.index)
+        before = (present <= reference - pd.Timedelta(days=365)) & (present.dt.year >= 1900)
+        if not before.any() or before.sum() < 0.8 * len(present) or reference.isna().all():
+            continue
+        text = to_text(table.values[column])
+        found = [(str(text.loc[r]), mask_date(str(text.loc[r]))) for r in present.index[before.to_numpy()]]
+        hits = ValueHits(kinds=["full date of birth"], secrets=found, count=len(found), first=0,
+                         example=found[0][1])
+        first_row = int(present.index[before.to_numpy()][0])
+        out.append(column_finding(hits, column=column, row=first_row, cells=len(found), file=str(path),
+                                  sheet=table.name, form=form.code, in_form=False))
+        secrets.update(dict(found))
+    return out
+
+
+def _as_dates(values: pd.Series) -> pd.Series:
+    """Cells that are full dates (date cells, ISO or day-first text) as timestamps, else NaT."""
+    def one(value: Any) -> Any:
+        if isinstance(value, (dt.date, dt.datetime, pd.Timestamp)):
+            return pd.Timestamp(value) if 1678 <= value.year <= 2261 else pd.NaT
+        if isinstance(value, str) and re.fullmatch(r"\s*(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{4})\s*", value):
+            return pd.to_datetime(value.strip(), errors="coerce", dayfirst="-" not in value[:5])
+        return pd.NaT
+    return pd.Series([one(v) for v in values.to_numpy()], index=values.index, dtype="datetime64[ns]")

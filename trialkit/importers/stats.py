@@ -1,4 +1,4 @@
-"""Read SAS (sas7bdat, XPT v5/v8), SPSS (sav/zsav) and Stata (dta) datasets with pyreadstat.
+"""Read SAS (sas7bdat, XPT v5/v8), SPSS (sav/zsav/por) and Stata (dta) datasets with pyreadstat.
 
 pyreadstat is used, not pandas: pandas keeps deleted sas7bdat rows, silently drops rows of some XPT
 files and cannot read XPT v8 (``LIBRARIES.md``). Known failures become findings:
@@ -6,7 +6,9 @@ files and cannot read XPT v8 (``LIBRARIES.md``). Known failures become findings:
 - XPT carries no encoding; pyreadstat assumes UTF-8. A ``UnicodeDecodeError`` is retried with
   Windows-1252 and an info finding says so.
 - "unsupported character set" (Mac and some East Asian encodings in sas7bdat) → a ``file`` error.
-- Out-of-range dates (``OverflowError``) → read again without date conversion, with a warning.
+- Out-of-range dates (``OverflowError``: one value past the year 9999 refuses the whole file) → read
+  again without date conversion and each date cell converted here (:func:`convert_dates`); a cell
+  outside 1678-2261 becomes the text of its date, one finding on its cell, the others stay dates.
 - A sibling ``.sas7bcat`` (same stem) is applied as the format catalogue.
 - SPSS user-defined missing values and SAS special missing values (``.A``-``.Z``) are read
   (``user_missing=True``) and marked in :attr:`RawTable.value_labels` under ``"__missing__"`` so the
@@ -15,9 +17,12 @@ files and cannot read XPT v8 (``LIBRARIES.md``). Known failures become findings:
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from trialkit.findings import Severity
@@ -58,6 +63,8 @@ def read_dataset(path: str | Path, fmt: str, *, catalog: Path | None = None) -> 
     elif fmt in ("sav", "zsav"):
         reader = pyreadstat.read_sav
         kwargs["user_missing"] = True
+    elif fmt == "por":
+        reader = pyreadstat.read_por
     elif fmt == "dta":
         reader = pyreadstat.read_dta
         kwargs["user_missing"] = True
@@ -81,12 +88,11 @@ def read_dataset(path: str | Path, fmt: str, *, catalog: Path | None = None) -> 
             result.fail("IMP-ENCODING-CP1252", f"{path}: text is not UTF-8 ({exc.reason} at byte "
                         f"{exc.start}); read as Windows-1252 (cp1252)", severity=Severity.INFO)
         except OverflowError:
+            # One date beyond what Python holds makes pyreadstat refuse the whole file: read the
+            # numbers and convert each date cell here (out-of-range cells become text findings).
             if kwargs.get("disable_datetime_conversion"):
                 break
             kwargs["disable_datetime_conversion"] = True
-            result.fail("IMP-DATES-RAW", f"{path}: a date or datetime is outside the range trialkit can "
-                        "represent; dates were read as raw numbers (SAS/SPSS/Stata day or second counts)",
-                        severity=Severity.WARNING)
         except Exception as exc:
             message = str(exc)
             if "unsupported character set" in message.lower():
@@ -108,6 +114,9 @@ def read_dataset(path: str | Path, fmt: str, *, catalog: Path | None = None) -> 
     frame.index = pd.RangeIndex(1, len(frame) + 1)
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
+    bad_dates: list[tuple[int, str, str]] = []
+    if kwargs.get("disable_datetime_conversion"):
+        bad_dates = convert_dates(frame, getattr(meta, "original_variable_types", {}) or {}, _FAMILY[fmt])
     labels = [(meta.column_names_to_labels or {}).get(c) for c in columns]
     formats = getattr(meta, "original_variable_types", {}) or {}
     types = [_type_of(frame[c], formats.get(c)) for c in columns]
@@ -116,12 +125,88 @@ def read_dataset(path: str | Path, fmt: str, *, catalog: Path | None = None) -> 
     table.value_labels = {c: dict(v) for c, v in (getattr(meta, "variable_value_labels", {}) or {}).items()}
     table.value_labels["__missing__"] = _user_missing(frame, meta)  # type: ignore[assignment]
     table.value_labels["__formats__"] = dict(formats)  # type: ignore[assignment]
+    table.bad_dates = bad_dates
     result.tables.append(table)
     return result
 
 
+_FAMILY = {"sas7bdat": "sas", "xpt5": "sas", "xpt8": "sas", "sav": "spss", "zsav": "spss", "por": "spss",
+           "dta": "stata"}
+# Date, datetime and time display formats, as pyreadstat recognises them (its _readstat_parser).
+_SAS = {"date": {"WEEKDATE", "MMDDYY", "DDMMYY", "YYMMDD", "DATE", "DDMMYYB", "DDMMYYC", "DDMMYYD", "DDMMYYN",
+                 "DDMMYYP", "DDMMYYS", "MMDDYYB", "MMDDYYC", "MMDDYYD", "MMDDYYN", "MMDDYYP", "MMDDYYS", "WEEKDATX",
+                 "DTDATE", "IS8601DA", "E8601DA", "B8601DA", "YYMMDDB", "YYMMDDD", "YYMMDDN", "YYMMDDP", "YYMMDDS"},
+        "datetime": {"DATETIME", "E8601DT", "DATEAMPM", "MDYAMPM", "IS8601DT", "B8601DT", "B8601DN"},
+        "time": {"TIME", "HHMM", "TOD", "TIMEAMPM", "IS8601TM", "E8601TM", "B8601TM"}}
+_SPSS = {"date": {"DATE", "ADATE", "EDATE", "JDATE", "SDATE"}, "datetime": {"DATETIME", "YMDHMS"},
+         "time": {"TIME", "DTIME"}}
+_STATA = {"date": {"%td", "%d", "%tdD_m_Y", "%tdCCYY-NN-DD"}, "datetime": {"%tC", "%tc"},
+          "time": {"%tcHH:MM:SS", "%tcHH:MM"}}
+_FORMAT_NAME = re.compile(r"^([A-Z][A-Z0-9]+[A-Z])(\d+)?(?:\.\d*)?$")
+_ORIGIN = {"sas": dt.datetime(1960, 1, 1), "stata": dt.datetime(1960, 1, 1), "spss": dt.datetime(1582, 10, 14)}
+# Seconds per stored unit, by family and kind (SAS: days / seconds; SPSS: seconds; Stata: days / ms).
+_UNIT = {("sas", "date"): 86400.0, ("sas", "datetime"): 1.0, ("sas", "time"): 1.0,
+         ("spss", "date"): 1.0, ("spss", "datetime"): 1.0, ("spss", "time"): 1.0,
+         ("stata", "date"): 86400.0, ("stata", "datetime"): 0.001, ("stata", "time"): 0.001}
+_FIRST, _LAST = pd.Timestamp("1678-01-01"), pd.Timestamp("2261-12-31 23:59:59")
+
+
+def date_kind(family: str, fmt: str | None) -> str | None:
+    """``date``, ``datetime``, ``time`` or None for a variable's display format in a file family."""
+    if not fmt:
+        return None
+    if family == "stata":
+        return next((kind for kind, names in _STATA.items() if fmt in names), None)
+    match = _FORMAT_NAME.match(fmt.upper())
+    if not match:
+        return None
+    table = _SAS if family == "sas" else _SPSS
+    return next((kind for kind, names in table.items() if match.group(1) in names), None)
+
+
+def convert_dates(frame: pd.DataFrame, formats: dict[str, str], family: str) -> list[tuple[int, str, str]]:
+    """Convert the date, datetime and time columns of a frame read without date conversion, in place.
+
+    Each cell is converted on its own: a value within 1678-2261 becomes a ``date``/``datetime``/``time``
+    as pyreadstat would give; one outside becomes the text of that date (``199107-04-26``) — the
+    normaliser reports it on its cell — and is listed in the result as ``(record, column, text)``.
+    """
+    bad: list[tuple[int, str, str]] = []
+    origin = pd.Timestamp(_ORIGIN[family])
+    for column in frame.columns:
+        kind = date_kind(family, formats.get(column))
+        if kind is None or not pd.api.types.is_numeric_dtype(frame[column]):
+            continue
+        numbers = frame[column].to_numpy(dtype=float)
+        seconds = numbers * _UNIT[(family, kind)]
+        present = np.isfinite(seconds)
+        out = np.full(len(numbers), None, dtype=object)
+        if kind == "time":
+            day = np.mod(seconds[present], 86400.0)
+            out[present] = [(dt.datetime.min + dt.timedelta(seconds=float(s))).time() for s in day]
+            frame[column] = out
+            continue
+        bounded = present & (np.abs(seconds) < 9e15)
+        offset = (_FIRST - origin).total_seconds(), (_LAST - origin).total_seconds()
+        inside = bounded & (seconds >= offset[0]) & (seconds <= offset[1])
+        if inside.any():
+            stamps = origin + pd.to_timedelta(np.round(seconds[inside] * 1e6).astype("int64"), unit="us")
+            out[inside] = list(stamps.date) if kind == "date" else list(stamps.to_pydatetime())
+        far = np.flatnonzero(present & ~inside)
+        for position in far:
+            if bounded[position]:
+                moment = np.datetime64(origin.to_datetime64(), "s") + np.timedelta64(int(round(seconds[position])), "s")
+                text = str(moment) if kind == "datetime" else str(moment.astype("datetime64[D]"))
+            else:
+                text = repr(float(numbers[position]))
+            out[position] = text
+            bad.append((int(frame.index[position]), str(column), text))
+        frame[column] = out
+    return bad
+
+
 _NAMES = {"sas7bdat": "SAS dataset (sas7bdat)", "xpt5": "SAS transport (XPT v5)", "xpt8": "SAS transport (XPT v8)",
-          "sav": "SPSS (sav)", "zsav": "SPSS (zsav)", "dta": "Stata (dta)"}
+          "sav": "SPSS (sav)", "zsav": "SPSS (zsav)", "por": "SPSS portable (por)", "dta": "Stata (dta)"}
 
 
 def _read_catalog(path: Path, result: FileRead) -> FileRead:

@@ -150,7 +150,10 @@ def load_report_data(workspace: Any, study: Any, *, site: str | None = None,
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise TrialkitError(f"{manifest_path}: cannot be read ({exc}); run `trialkit pool` again") from exc
-        inputs = {str(i["site"]): int(i["submission"]) for i in manifest.get("inputs", [])}
+        from trialkit.pool import manifest_forms
+
+        pooled_forms = manifest_forms(manifest)
+        inputs = {site: max(forms.values()) for site, forms in pooled_forms.items()}
         for code, columns in form_columns.items():
             frame = _read_pooled(folder, code.lower(), columns)
             forms[code] = frame if frame is not None else pd.DataFrame(columns=list(columns))
@@ -162,14 +165,13 @@ def load_report_data(workspace: Any, study: Any, *, site: str | None = None,
             datasets[name] = frame
         source = "pooled datasets" + (f" (freeze {manifest['freeze']})" if manifest.get("freeze") else "")
         unblinded = bool(manifest.get("unblinded"))
-        considered = {s: i for s, i in inputs.items() if wanted is None or s in wanted}
-        now = {s: sub.id for s, sub in current.items() if wanted is None or s in wanted}
+        # Compared form by form: a site's forms may come from different submissions.
+        considered = {s: f for s, f in pooled_forms.items() if wanted is None or s in wanted}
+        now = {s: f for s, f in ws.current_forms().items() if wanted is None or s in wanted}
         if considered != now and not manifest.get("freeze"):
             notes.append(
-                "The pooled datasets are older than the ledger (pooled: "
-                + (", ".join(f"site {s} #{i}" for s, i in sorted(considered.items())) or "none")
-                + "; current: " + (", ".join(f"site {s} #{i}" for s, i in sorted(now.items())) or "none")
-                + "). Run `trialkit pool` to bring the charts up to date."
+                f"The pooled datasets are older than the ledger (pooled: {_pointer_ids(considered)}; current: "
+                f"{_pointer_ids(now)}). Run `trialkit pool` to bring the charts up to date."
             )
         cuts = {}
         for pooled_site, submission_id in inputs.items():
@@ -179,14 +181,16 @@ def load_report_data(workspace: Any, study: Any, *, site: str | None = None,
                 if wanted is None or pooled_site in wanted:
                     notes.append(f"Site {pooled_site}: pooled submission #{submission_id} is not in this ledger.")
     else:
-        from trialkit.pool import import_submission, major_deviations, stack_forms
+        from trialkit.pool import assemble, major_deviations, stack_forms
         from trialkit.study.plugins import derive_datasets
 
         chosen = {s: sub for s, sub in current.items() if wanted is None or s in wanted}
         inputs = {s: sub.id for s, sub in chosen.items()}
-        per_site = {s: import_submission(ws, sub, study) for s, sub in chosen.items()}
+        pointers = {s: f for s, f in ws.current_forms().items() if s in chosen}
+        per_site, used = assemble(ws, study, pointers)
         stacked = stack_forms(per_site)
-        derived = derive_datasets(study, stacked, deviations=major_deviations(chosen)) if stacked else {}
+        derived = (derive_datasets(study, stacked, deviations=major_deviations(used, pointers))
+                   if stacked else {})
         for code, columns in form_columns.items():
             frame = stacked.get(code, pd.DataFrame()).copy()
             for column in columns:
@@ -222,6 +226,12 @@ def load_report_data(workspace: Any, study: Any, *, site: str | None = None,
         data_cuts[s] = today
     data.data_cuts = dict(sorted(data_cuts.items()))
     return data
+
+
+def _pointer_ids(pointers: dict[str, dict[str, int]]) -> str:
+    """``site 01 #3+#5, site 02 #4``: the submissions a site's data come from, for a note."""
+    return ", ".join(f"site {s} " + "+".join(f"#{i}" for i in sorted(set(f.values())))
+                     for s, f in sorted(pointers.items())) or "none"
 
 
 def _subjects(study: Any, plugin: Any, data: ReportData) -> tuple[pd.DataFrame, str]:

@@ -60,6 +60,7 @@ from trialkit.report.metrics import (
     compute_site_status,
 )
 from trialkit.report.svg import svg_deviation_bars, svg_enrollment, svg_heatmap
+from trialkit.textsafe import printable
 
 __all__ = ["ReportContext", "Section", "build_report_html", "write_report"]
 
@@ -134,7 +135,7 @@ def _section_sites(study: Any, statuses: list[dict[str, Any]], today: date) -> s
         query_cmd = f"trialkit queries --site {site} --status open"
         last = row["last"]
         if last is not None:
-            names = [f["original_name"] for f in last["files"]]
+            names = [printable(f["original_name"]) for f in last["files"]]
             files = ", ".join(names[:2]) + (f" + {len(names) - 2} more" if len(names) > 2 else "")
             breakdown = ", ".join(f"{n} {s}" for s, n in sorted(row["by_status"].items()))
             last_cells = (
@@ -363,6 +364,7 @@ def build_report_html(workspace: Any, study: Any, *, site: str | None = None,
         f'<meta http-equiv="Content-Security-Policy" content="{_e(CSP)}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="referrer" content="no-referrer">'
+        f'<meta name="generator" content="trialkit {_e(__version__)}">'
         '<link rel="icon" href="data:,">'
         f"<title>{_e(title)}</title>"
         f"<script>{ERROR_HOOK}</script>"

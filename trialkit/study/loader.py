@@ -264,6 +264,9 @@ def _form_from_model(path: Path, model: Any, definition: StudyDefinition) -> For
                 derived=bool(info.get("derived")),
                 description=column.description,
                 short_label=info.get("short_label"),
+                censored=bool(info.get("censored")),
+                censor_var=info.get("censor_var"),
+                birth=bool(info.get("birth")),
             )
         )
         export_label = variables[-1].export_label
@@ -273,6 +276,16 @@ def _form_from_model(path: Path, model: Any, definition: StudyDefinition) -> For
                 "give var(..., short_label=...) of at most 40 ASCII characters for SAS transport files"
             )
     names = {v.name for v in variables}
+    by_name = {v.name: v for v in variables}
+    for variable in variables:
+        if not variable.censored:
+            continue
+        target = by_name.get(variable.censor_var or "")
+        if variable.type not in ("num", "int") or target is None or not target.derived or target.type != "char":
+            raise StudyDefinitionError(
+                f"{path}: {code}.{variable.name} is censored=True with censor_var {variable.censor_var!r}: a "
+                "censored variable must be a number, and censor_var a derived char variable of the same form"
+            )
     keys = tuple(form_meta.get("keys") or ())
     if not keys:
         raise StudyDefinitionError(f"{path}: form {code} declares no keys")

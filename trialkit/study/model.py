@@ -41,6 +41,9 @@ class Variable:
     derived: bool = False
     description: str | None = None
     short_label: str | None = None
+    censored: bool = False  # a limit (<1, >500) is accepted; the operator goes to censor_var
+    censor_var: str | None = None
+    birth: bool = False  # part of a date of birth: never more than year and month
 
     @property
     def export_label(self) -> str:
@@ -64,6 +67,10 @@ class Variable:
             parts.append(f"codelist {self.codelist}")
         if self.pdate_formats:
             parts.append("formats " + ", ".join(self.pdate_formats))
+        if self.censored:
+            parts.append(f"a limit such as <1 or >500 is accepted (the operator <, <=, >, >= in {self.censor_var})")
+        if self.birth:
+            parts.append("part of the date of birth: year and month only, a day refuses the upload")
         if self.derived:
             parts.append("derived by trialkit on import")
         return "; ".join(parts)

@@ -1,0 +1,144 @@
+"""Formats sites send besides xlsx and CSV: SPSS portable, Excel binary (xlsb), LibreOffice (ods), and
+the old .xls generations (Excel 5.0/95 BIFF5, Excel 4.0 BIFF4).
+
+The files are generated here: ``.por`` with pyreadstat, xlsb/ods/BIFF5 with the writers of
+:mod:`tests.workbook_files` (no library writes them), an ods also with LibreOffice when installed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pandas as pd
+import pyreadstat
+import pytest
+from openpyxl import Workbook
+
+from tests.workbook_files import Err, biff5_stream, write_cfb, write_ods, write_xlsb
+from trialkit.findings import Severity
+from trialkit.importers import excel
+from trialkit.importers.reader import import_files, read_file
+from trialkit.importers.sheetscan import ScanError
+
+DM_HEAD = ["SITEID", "SUBJID", "ICDAT", "BRTHYM", "SEX"]
+DM_ROWS = [DM_HEAD,
+           ["01", "01-001", Err("#N/A"), "2012-05", "F"],
+           ["01", "01-002", Err("#DIV/0!", formula=True), "2011-07", "M"],
+           ["01", "01-003", "2024-01-02", "2011-07", "M"]]
+
+
+def _codes(findings, code):
+    return [f for f in findings if f.code == code]
+
+
+def _errors(result):
+    return sorted((f.row, f.variable, f.value) for f in _codes(result.report.findings, "IMP-EXCEL-ERROR"))
+
+
+def test_spss_portable_is_read_as_a_dataset(tmp_path, study):
+    frame = pd.DataFrame({"SITEID": ["01", "01"], "SUBJID": ["01-001", "01-002"], "BRTHYM": ["2012-05", "2011-07"],
+                          "SEX": ["F", "M"], "AGE": [11.0, 12.0]})
+    path = tmp_path / "dm.por"
+    pyreadstat.write_por(frame, str(path))
+    read = read_file(path)
+    assert read.format == "por"
+    (table,) = read.tables
+    assert table.columns == ["SITEID", "SUBJID", "BRTHYM", "SEX", "AGE"] and table.rows == 2
+    result = import_files([path], study, site="01")
+    assert result.files[0]["tables"][0]["form"] == "DM"
+    assert result.forms["DM"].data["SUBJID"].tolist() == ["01-001", "01-002"]
+
+
+def test_xlsb_is_reported_as_xlsb_and_its_error_cells_are_found(tmp_path, study):
+    path = write_xlsb(tmp_path / "site01.xlsb", {"DM": DM_ROWS, "Notes": [["kept aside"]]}, hidden={"Notes"})
+    result = import_files([path], study, site="01")
+    assert result.files[0]["format"] == "xlsb"
+    dm = result.forms["DM"]
+    assert dm.data["SUBJID"].tolist() == ["01-001", "01-002", "01-003"]
+    assert dm.raw["ICDAT"].tolist() == ["#N/A", "#DIV/0!", "2024-01-02"]
+    assert _errors(result) == [(2, "ICDAT", "#N/A"), (3, "ICDAT", "#DIV/0!")]
+    assert [f.sheet for f in _codes(result.report.findings, "IMP-SHEET-HIDDEN")] == ["Notes"]
+
+
+def test_xlsb_named_xlsx_is_read_by_its_content(tmp_path, study):
+    path = write_xlsb(tmp_path / "site01.xlsx", {"DM": DM_ROWS})
+    result = import_files([path], study, site="01")
+    assert result.files[0]["format"] == "xlsb"
+    assert result.forms["DM"].data["SUBJID"].tolist() == ["01-001", "01-002", "01-003"]
+    assert len(_errors(result)) == 2
+
+
+def test_xlsb_that_cannot_be_scanned_says_error_cells_are_unverified(tmp_path, study, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ScanError("a cell record is too short")
+
+    monkeypatch.setattr(excel, "scan_xlsb_sheet", broken)
+    path = write_xlsb(tmp_path / "site01.xlsb", {"DM": DM_ROWS})
+    result = import_files([path], study, site="01")
+    (warning,) = _codes(result.report.findings, "IMP-ERRORS-UNVERIFIED")
+    assert warning.severity == Severity.WARNING and ".xlsx" in warning.message
+    assert len(result.forms["DM"].data) == 3
+
+
+def test_ods_is_read_with_its_error_cells(tmp_path, study):
+    path = write_ods(tmp_path / "site01.ods", {"DM": DM_ROWS})
+    result = import_files([path], study, site="01")
+    assert result.files[0]["format"] == "ods"
+    dm = result.forms["DM"]
+    assert dm.data["SUBJID"].tolist() == ["01-001", "01-002", "01-003"]  # the repeated empty rows are none
+    assert _errors(result) == [(2, "ICDAT", "#N/A"), (3, "ICDAT", "#DIV/0!")]
+
+
+def test_ods_named_xls_is_read_by_its_content(tmp_path, study):
+    path = write_ods(tmp_path / "site01.xls", {"DM": DM_ROWS})
+    result = import_files([path], study, site="01")
+    assert result.files[0]["format"] == "ods" and len(result.forms["DM"].data) == 3
+
+
+@pytest.mark.skipif(shutil.which("libreoffice") is None and shutil.which("soffice") is None,
+                    reason="LibreOffice is not installed")
+def test_ods_saved_by_libreoffice_keeps_its_formula_errors(tmp_path, study):
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "DM"
+    sheet.append(DM_HEAD)
+    sheet.append(["01", "01-001", "=1/0", "2012-05", "F"])
+    sheet.append(["01", "01-002", "=NA()", "2011-07", "M"])
+    source = tmp_path / "site01.xlsx"
+    book.save(source)
+    office = shutil.which("libreoffice") or shutil.which("soffice")
+    subprocess.run([office, "--headless", "--convert-to", "ods", "--outdir", str(tmp_path / "out"), str(source)],
+                   check=True, capture_output=True, timeout=180)
+    result = import_files([tmp_path / "out" / "site01.ods"], study, site="01")
+    assert _errors(result) == [(2, "ICDAT", "#DIV/0!"), (3, "ICDAT", "#N/A")]
+
+
+def test_excel_95_workbook_is_read(tmp_path, study):
+    rows = [DM_HEAD, ["01", "01-001", "2024-01-02", "2012-05", "F"], ["01", "01-002", "2024-01-03", "2011-07", "M"]]
+    path = write_cfb(tmp_path / "site01.xls", "Book", biff5_stream("DM", rows))
+    result = import_files([path], study, site="01")
+    assert result.files[0]["format"] == "xls" and result.files[0]["biff"] == "BIFF5"
+    assert result.forms["DM"].data["SUBJID"].tolist() == ["01-001", "01-002"]
+
+
+def test_damaged_excel_95_workbook_has_one_consistent_message(tmp_path):
+    data = bytearray(biff5_stream("DM", [DM_HEAD, ["01", "01-001", "2024-01-02", "2012-05", "F"]]))
+    data[2:4] = b"\xff\xff"  # the first record claims more bytes than the stream holds
+    path = write_cfb(tmp_path / "damaged.xls", "Book", bytes(data))
+    read = read_file(path)
+    assert read.format == "xls"
+    (finding,) = [f for f in read.findings if f.severity == Severity.ERROR]
+    assert finding.code == "IMP-XLS-OLD" and "Excel 5.0/95" in finding.message and ".xlsx" in finding.message
+
+
+def test_excel_4_worksheet_gets_a_message_that_does_not_contradict_itself(tmp_path):
+    path = tmp_path / "site01.xls"
+    # BOF (BIFF4 worksheet), a LABEL-less DIMENSIONS and EOF: an Excel 4.0 file
+    path.write_bytes(b"\x09\x04\x06\x00\x00\x00\x10\x00\x00\x00" + b"\x00\x02\x0a\x00" + b"\x00" * 10
+                     + b"\x0a\x00\x00\x00")
+    read = read_file(path)
+    assert read.format == "xls"
+    (finding,) = read.findings
+    assert finding.code == "IMP-XLS-OLD" and "Excel 4.0" in finding.message and ".xlsx" in finding.message
+    assert "not a format trialkit reads" not in finding.message
