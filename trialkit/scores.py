@@ -1,4 +1,4 @@
-"""Pure clinical formulas of rheumatology trials (first written for ANK-SJIA-01): the public scores API.
+"""Pure clinical formulas of paediatric and adult rheumatology trials: the public scores API.
 
 Every formula of ``shared/protocol/DERIVATIONS.md`` that turns a handful of values into a score,
 a response or a flag lives here, one function each, with no I/O and no pandas: the derivation code
@@ -1125,7 +1125,7 @@ def taper_success(
 def anakinra_dose_window(
     weight_kg: object, *, fixed_dose_from_kg: Number = 50
 ) -> tuple[int, int] | None:
-    """Anakinra daily dose window in mg for weight w kg (ANK-SJIA-01 protocol; Pontikaki 2008).
+    """Anakinra daily dose window in mg for weight w kg (the sJIA protocol of Pontikaki 2008).
 
     w ≥ 50 kg → (100, 100): exactly 50 kg takes 100 mg (``fixed_dose_from_kg``, protocol
     decision). w < 50 → (10·⌊w/10⌋, min(100, 10·⌈2w/10⌉)): 1–2 mg/kg/day on a syringe with 10 mg
