@@ -15,13 +15,23 @@ Conventions:
   flags (``TRTEMFL``) are ``"Y"`` or NA.
 
 Modules: :mod:`~trialkit.derive.dates` (study day, age, durations, partial dates),
-:mod:`~trialkit.derive.exposure` (first/last dose, missed doses), :mod:`~trialkit.derive.measures`
-(latest value on a date, daily records before a date), :mod:`~trialkit.derive.visits` (analysis
-visits and windows), :mod:`~trialkit.derive.events` (treatment-emergent events).
+:mod:`~trialkit.derive.exposure` (first/last dose, ongoing treatment, missed doses),
+:mod:`~trialkit.derive.measures` (latest value on a date, daily records before a date),
+:mod:`~trialkit.derive.visits` (analysis visits and windows), :mod:`~trialkit.derive.events`
+(treatment-emergent events), :mod:`~trialkit.derive.bds` (baseline, change, reference range
+indicator of parameter-per-row datasets), :mod:`~trialkit.derive.tte` (time-to-event parameters).
 """
 
 from __future__ import annotations
 
+from trialkit.derive.bds import (
+    derive_var_ablfl,
+    derive_var_anrind,
+    derive_var_base,
+    derive_var_chg,
+    derive_var_pchg,
+    drop_empty_records,
+)
 from trialkit.derive.dates import (
     MID_MONTH_DAY,
     compute_age_at,
@@ -30,17 +40,20 @@ from trialkit.derive.dates import (
     compute_study_day,
     date_of_study_day,
     impute_partial_date,
+    impute_start_date,
     parse_partial_date,
 )
 from trialkit.derive.events import derive_teae
-from trialkit.derive.exposure import derive_exposure, derive_first_dose
+from trialkit.derive.exposure import derive_exposure, derive_first_dose, derive_treatment_dates
 from trialkit.derive.measures import derive_daily_window, derive_value_on
+from trialkit.derive.tte import TTESource, derive_param_tte
 from trialkit.derive.util import is_y
 from trialkit.derive.visits import UNSCHEDULED, derive_visit_window
 
 __all__ = [
     "MID_MONTH_DAY",
     "UNSCHEDULED",
+    "TTESource",
     "compute_age_at",
     "compute_duration_months",
     "compute_duration_years",
@@ -49,10 +62,19 @@ __all__ = [
     "derive_daily_window",
     "derive_exposure",
     "derive_first_dose",
+    "derive_param_tte",
     "derive_teae",
+    "derive_treatment_dates",
+    "derive_var_ablfl",
+    "derive_var_anrind",
+    "derive_var_base",
+    "derive_var_chg",
+    "derive_var_pchg",
     "derive_value_on",
     "derive_visit_window",
+    "drop_empty_records",
     "impute_partial_date",
+    "impute_start_date",
     "is_y",
     "parse_partial_date",
 ]

@@ -19,6 +19,7 @@ __all__ = [
     "compute_study_day",
     "date_of_study_day",
     "impute_partial_date",
+    "impute_start_date",
 ]
 
 #: The day of the month taken for a ``YYYY-MM`` date when a whole date is needed (mid-month).
@@ -184,3 +185,37 @@ def impute_partial_date(values: pd.Series, kind: Literal["start", "end"]) -> pd.
             "DTF": pd.Series(flags, index=values.index, dtype=object),
         }
     )
+
+
+def impute_start_date(values: pd.Series, min_dates: pd.Series | None = None) -> pd.DataFrame:
+    """Impute partial start dates, never before a reference date in the same period: ``DT``, ``DTF``.
+
+    As :func:`impute_partial_date` with ``"start"`` (a missing day is the 1st, flag ``D``; a missing
+    month 1 January, flag ``M``), except that when ``min_dates`` (aligned with ``values``, e.g. the
+    first dose) falls inside the period the partial date stands for — the same month, or the same
+    year for a year alone — the imputed date is that reference date: the earliest day that the
+    period and the reference allow, never a later one (admiral's ``min_dates``). Full dates are
+    kept as typed (DTF None).
+
+    >>> typed = pd.Series(["2024-03", "2024-03", "2024", "2024-03-02"])
+    >>> first = pd.Series(pd.to_datetime(["2024-03-10", "2024-02-10", "2024-05-01", "2024-03-10"]))
+    >>> out = impute_start_date(typed, first)
+    >>> out["DT"].dt.strftime("%Y-%m-%d").tolist(), out["DTF"].tolist()
+    (['2024-03-10', '2024-03-01', '2024-05-01', '2024-03-02'], ['D', 'D', 'M', None])
+    """
+    out = impute_partial_date(values, "start")
+    if min_dates is None:
+        return out
+    reference = as_dates(pd.Series(min_dates.to_numpy(), index=values.index))
+    dates = list(out["DT"])
+    for position, (value, flag, ref) in enumerate(zip(values, out["DTF"], reference, strict=True)):
+        if flag is None or pd.isna(ref):
+            continue
+        parts = parse_partial_date(value)
+        if parts is None:
+            continue
+        same = ref.year == parts[0] and (parts[1] is None or ref.month == parts[1])
+        if same and ref > dates[position]:
+            dates[position] = ref
+    out["DT"] = pd.Series(dates, index=values.index, dtype=DATE_DTYPE)
+    return out

@@ -15,7 +15,7 @@ import pandas as pd
 from trialkit.derive.dates import DATE_DTYPE, as_dates, compute_study_day
 from trialkit.derive.util import bool_series, subject_lookup
 
-__all__ = ["derive_exposure", "derive_first_dose"]
+__all__ = ["derive_exposure", "derive_first_dose", "derive_treatment_dates"]
 
 
 def derive_first_dose(ex: pd.DataFrame, *, start: str, end: str, dose: str, by: str = "SUBJID") -> pd.DataFrame:
@@ -98,3 +98,54 @@ def derive_exposure(
     out["OVERLIMIT"] = bool_series(over, out.index)
     out["ASTDY"] = compute_study_day(begin, as_dates(subject_lookup(ex, first_last, "D1", by=by)))
     return out
+
+
+def derive_treatment_dates(
+    ex: pd.DataFrame,
+    *,
+    start: str,
+    end: str,
+    dose: str,
+    data_cut: Any = None,
+    by: str = "SUBJID",
+) -> pd.DataFrame:
+    """First and last dose as an analysis dataset states them, with the ongoing flag and duration.
+
+    Only periods with ``dose`` > 0 count. A period is *open* when it has no ``end`` or — with
+    ``data_cut`` — ends after the cut (it was still running then). Per subject:
+
+    - ``TRTSDT`` = the earliest ``start``;
+    - ``TRTEDT`` = the latest ``end`` when every period has ended, else NaT (never the start of the
+      last period: an open period has no last dose yet);
+    - ``TRTONGFL`` = ``"Y"`` when a period is open, ``"N"`` otherwise (NA without a dose);
+    - ``TRTDURD`` = days from TRTSDT to TRTEDT, or to ``data_cut`` while ongoing, both counted
+      (Int64; NA while ongoing without a data cut).
+
+    >>> ex = pd.DataFrame({"SUBJID": ["S1", "S1", "S2"],
+    ...     "START": pd.to_datetime(["2024-01-10", "2024-02-01", "2024-01-15"]),
+    ...     "END": pd.to_datetime(["2024-01-31", None, "2024-03-14"]), "DOSE": [40.0, 50.0, 100.0]})
+    >>> out = derive_treatment_dates(ex, start="START", end="END", dose="DOSE", data_cut="2024-06-30")
+    >>> out[["SUBJID", "TRTONGFL", "TRTDURD"]].values.tolist(), out["TRTEDT"].isna().tolist()
+    ([['S1', 'Y', 173], ['S2', 'N', 60]], [True, False])
+    """
+    cut = None if data_cut is None or (not isinstance(data_cut, str) and pd.isna(data_cut)) else pd.Timestamp(data_cut)
+    frame = ex[[by]].copy()
+    frame["_START"] = as_dates(ex[start])
+    finish = as_dates(ex[end])
+    frame["_OPEN"] = finish.isna() | ((finish > cut) if cut is not None else False)
+    frame["_END"] = finish
+    dosed = frame[pd.to_numeric(ex[dose], errors="coerce").gt(0).fillna(False).to_numpy()]
+    grouped = dosed.groupby(by, sort=True)
+    subjects = pd.Index(sorted(ex[by].dropna().unique()), name=by)
+    out = pd.DataFrame(index=subjects)
+    out["TRTSDT"] = grouped["_START"].min().reindex(subjects).astype(DATE_DTYPE)
+    ongoing = grouped["_OPEN"].any().reindex(subjects)
+    last = grouped["_END"].max().reindex(subjects).astype(DATE_DTYPE)
+    out["TRTEDT"] = last.where(~ongoing.fillna(False).astype(bool))
+    flag = np.where(ongoing.isna(), None, np.where(ongoing.fillna(False).astype(bool), "Y", "N"))
+    out["TRTONGFL"] = pd.Series(flag, index=subjects, dtype=object)
+    stop = out["TRTEDT"]
+    if cut is not None:
+        stop = stop.where(out["TRTONGFL"].ne("Y"), cut)
+    out["TRTDURD"] = ((stop - out["TRTSDT"]).dt.days + 1).astype("Int64")
+    return out.reset_index()
