@@ -41,6 +41,8 @@ class Part(_Params):
     first_day: int
     last_day: int
     label: str
+    #: The arm whose treatment every subject receives in this part (open label), if any.
+    open_label_arm: str | None = None
 
 
 class AgeGroups(_Params):
@@ -130,6 +132,18 @@ class Analysis(_Params):
     taper_visits: list[str]
     #: Amendment 1: treatment-emergent up to this many days after the last dose.
     teae_days_after_last_dose: int
+    #: Visits at which the ACR Pedi responses are derived (core-set visits after D1).
+    response_visits: list[str]
+    #: NSAID discontinuation: assessed at these visits, looking at the days V - window..V.
+    nsaid_visits: list[str]
+    nsaid_window_days: int
+    #: MAS at a visit: a diary temperature this many days either side of the sample makes it febrile.
+    febrile_window_days: int
+    #: Time to discontinuation: the disposition that is not a discontinuation, and the efficacy reasons.
+    completed_disposition: str
+    efficacy_discontinuation: list[str]
+    #: Time-to-event days count both the start and the event day (AVAL = ADT - STARTDT + 1).
+    tte_days_inclusive: bool
 
 
 class Protocol(_Params):
@@ -180,8 +194,15 @@ def validate(section: Mapping[str, Any]) -> Protocol:
     protocol = Protocol.model_validate(data)
     visits = set(codelists["VISIT"].codes) if "VISIT" in codelists else set()
     for name, chosen in (("diary.before_visits", protocol.diary.before_visits),
-                         ("analysis.taper_visits", protocol.analysis.taper_visits)):
+                         ("analysis.taper_visits", protocol.analysis.taper_visits),
+                         ("analysis.response_visits", protocol.analysis.response_visits),
+                         ("analysis.nsaid_visits", protocol.analysis.nsaid_visits)):
         unknown = sorted(set(chosen) - visits)
         if unknown:
             raise ValueError(f"{name}: not visits of [[visits]]: {', '.join(unknown)}")
+    arms = {arm.code for arm in read_definition(Path(__file__).with_name("study.toml")).typed.arms}
+    for code, part in protocol.parts.items():
+        if part.open_label_arm is not None and part.open_label_arm not in arms:
+            raise ValueError(f"parts.{code}.open_label_arm: {part.open_label_arm!r} is not an arm of [[arms]] "
+                             f"({', '.join(sorted(arms))})")
     return protocol

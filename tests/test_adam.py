@@ -239,12 +239,12 @@ def test_adeff_acr_pedi_and_adapted(datasets) -> None:
     assert value(adeff, S1, "FEVFREE", "W4", "AVALC") == "Y"
     assert value(adeff, S1, "AACRP30", "W4", "AVALC") == "Y"
     assert value(adeff, S1, "AACRP90", "W4", "AVALC") == "N"
-    assert value(adeff, S1, "AACRP30", "W4", "NRIFL") == "N"
-    # 01-003: no W4 data → undetermined (empty AVALC), imputed non-responder.
-    assert value(adeff, S3, "AACRP30", "W4", "AVALC") == ""
-    assert math.isnan(value(adeff, S3, "AACRP30", "W4"))
-    assert value(adeff, S3, "AACRP30", "W4", "AVALCNRI") == "N"
-    assert value(adeff, S3, "AACRP30", "W4", "NRIFL") == "Y"
+    assert pd.isna(value(adeff, S1, "AACRP30", "W4", "DTYPE"))
+    # 01-003: no W4 data → undetermined: no observed record, only the non-responder imputation.
+    assert value(adeff, S3, "AACRP30", "W4", "AVALC") == "N"
+    assert value(adeff, S3, "AACRP30", "W4") == 0.0
+    assert value(adeff, S3, "AACRP30", "W4", "DTYPE") == "NRI"
+    assert adeff[(adeff["SUBJID"] == S3) & (adeff["PARAMCD"] == "ACRP30")].empty
     # No response parameters at baseline.
     assert adeff[(adeff["AVISIT"] == "D1") & adeff["PARAMCD"].str.startswith("ACRP")].empty
 
@@ -257,7 +257,8 @@ def test_adeff_das28_and_eular_for_the_adult(datasets) -> None:
     assert value(adeff, S2, "DAS28ESR", "W4") == pytest.approx(1.82)
     assert value(adeff, S2, "DAS28ESR", "W4", "CHG") == pytest.approx(-3.42)
     # Δ = 5.24 − 1.82 = 3.42 > 1.2 and follow-up ≤ 3.2 → good.
-    assert value(adeff, S2, "EULAR", "W4", "AVALC") == "good"
+    assert value(adeff, S2, "EULAR", "W4", "AVALC") == "GOOD"
+    assert value(adeff, S2, "EULAR", "W4") == 2.0
     assert value(adeff, S2, "EULAR", "W4", "CRIT1FL") == "Y"
     # Adapted response for the adult: EULAR good + fever-free (6 days) + CRP 3 ≤ 5 + ESR 9 ≤ 15.
     assert value(adeff, S2, "AACRP30", "W4", "AVALC") == "Y"
@@ -267,9 +268,11 @@ def test_adeff_das28_and_eular_for_the_adult(datasets) -> None:
 
 def test_adeff_row_order(datasets) -> None:
     adeff = datasets["ADEFF"]
-    keys = adeff[["USUBJID", "AVISITN", "PARAMCD"]]
-    assert keys.equals(keys.sort_values(["USUBJID", "AVISITN", "PARAMCD"]).reset_index(drop=True))
-    assert not adeff.duplicated(["USUBJID", "AVISIT", "PARAMCD"]).any()
+    # Sorted by the BDS keys: subject, parameter (in PARAMN order), visit.
+    keys = adeff[["USUBJID", "PARAMN", "AVISITN"]]
+    assert keys.equals(keys.sort_values(["USUBJID", "PARAMN", "AVISITN"]).reset_index(drop=True))
+    assert not adeff.duplicated(["USUBJID", "AVISIT", "PARAMCD", "DTYPE"]).any()
+    assert adeff.groupby("PARAMCD")["PARAMN"].nunique().eq(1).all()
 
 
 # ------------------------------------------------------------------------------------------------

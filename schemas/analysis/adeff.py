@@ -15,13 +15,16 @@ import numpy as np
 import pandas as pd
 
 from trialkit import derive, scores
+from trialkit.metadata import ParameterMeta
 
 from . import derivations
 from .adsl import PRIMARY_PARAM, adsl_core
 from .common import (
     LABELS,
+    add_subject_columns,
     apply_data_cut,
     baseline_visit,
+    effective_data_cut,
     first_by,
     label,
     lookup,
@@ -33,37 +36,82 @@ from .common import (
 ACR_LEVELS = (30, 50, 70, 90, 100)
 ADAPTED_LEVELS = (30, 50, 70, 90)
 LAB_TESTS = ("ESR", "CRP", "HGB", "PLAT", "FERRITIN")
+EULAR_CODES = {"good": ("GOOD", 2), "moderate": ("MODERATE", 1), "none": ("NONE", 0)}
 
-#: PARAMCD → PARAM (ADEFF), in the order rows are listed within a visit before sorting.
-PARAMS: dict[str, str] = {
-    "PHGA": "Physician global assessment of disease activity (0-10)",
-    "PAGA": "Parent/patient global assessment of well-being (0-10)",
-    "CHAQ": "CHAQ/HAQ disability index (0-3)",
-    "AJC71": "Active joint count, 71 joints",
-    "AJC27": "Active joint count, 27 joints",
-    "LOMC": "Joints with limited range of motion, 71 joints",
-    "ESR": "Erythrocyte sedimentation rate (mm/h)",
-    "CRP": "C-reactive protein (mg/L)",
-    "JADAS10": "JADAS-10",
-    "JADAS27": "JADAS-27",
-    "JADAS71": "JADAS-71",
-    "CJADAS10": "Clinical JADAS-10",
-    "SJADAS10": "Systemic JADAS-10",
-    "DAS28ESR": "DAS28-ESR",
-    "DAS28CRP": "DAS28-CRP",
-    "EULAR": "EULAR response on DAS28-ESR",
-    **{f"ACRP{level}": f"ACR Pedi {level} response" for level in ACR_LEVELS},
-    **{f"AACRP{level}": f"Adapted ACR Pedi {level} response" for level in ADAPTED_LEVELS},
-    "FEVFREE": "Fever-free on days V-7..V-1",
-    "PREDMGKG": "Prednisone-equivalent dose (mg/kg/day)",
-    "TAPER": "Corticosteroid taper success",
-    "CID": "Clinical inactive disease",
+_CORE = "CORE visit record of the subject"
+_RESPONSE = "AVAL 1 and AVALC Y when met, 0 and N when not; no record when undetermined"
+
+
+def _p(paramcd: str, param: str, unit: str | None, derivation: str, datatype: str = "float",
+       avalc: dict[str, str] | None = None, origin: str = "Derived") -> tuple:
+    return paramcd, param, unit, derivation, datatype, avalc, origin
+
+
+_YN = {"Y": "Yes", "N": "No"}
+_PARAM_TABLE = [
+    _p("PHGA", "Physician global assessment of disease activity (0-10 VAS)", "0-10",
+       "CORE.PHGA of the visit.", origin="Predecessor"),
+    _p("PAGA", "Parent/patient global assessment of well-being (0-10 VAS)", "0-10",
+       "CORE.PAGA of the visit.", origin="Predecessor"),
+    _p("CHAQ", "CHAQ/HAQ disability index (0-3)", "0-3",
+       "Mean of the answered domain scores (highest answered item, at least 2 with the aid-or-help flag) when at least 6 of 8 domains are answered; 3 decimals (DERIVATIONS CHAQ/HAQ)."),
+    _p("AJC71", "Active joint count, 71 joints (joints)", "joints",
+       "JA joints swollen, or with limited motion and tender, among the 71; missing (never 0) when JADONE is not Y.", "integer"),
+    _p("AJC27", "Active joint count, JADAS-27 joints (joints)", "joints",
+       "As AJC71, among the 27 joints of protocol.joints.jadas27.", "integer"),
+    _p("LOMC", "Joints with limited range of motion, 71 joints (joints)", "joints",
+       "JA joints with LOM = Y among the 71.", "integer"),
+    _p("ESR", "Erythrocyte sedimentation rate (mm/h)", "mm/h", "LB.LBSTRESN of ESR at the visit.", origin="Predecessor"),
+    _p("CRP", "C-reactive protein (mg/L)", "mg/L", "LB.LBSTRESN of CRP at the visit.", origin="Predecessor"),
+    _p("JADAS10", "JADAS-10 (0-40)", "0-40", "PHGA + PAGA + min(AJC71, 10) + (clamp(ESR, 20, 120) - 20)/10."),
+    _p("JADAS27", "JADAS-27 (0-57)", "0-57", "PHGA + PAGA + AJC27 + (clamp(ESR, 20, 120) - 20)/10."),
+    _p("JADAS71", "JADAS-71 (0-101)", "0-101", "PHGA + PAGA + AJC71 + (clamp(ESR, 20, 120) - 20)/10."),
+    _p("CJADAS10", "Clinical JADAS-10 (0-30)", "0-30", "PHGA + PAGA + min(AJC71, 10)."),
+    _p("SJADAS10", "Systemic JADAS-10 (0-50)", "0-50",
+       "JADAS-10 + mSMS (fever from the highest diary temperature of V-7..V-1, else VS.TEMP; rash, lymphadenopathy, hepato/splenomegaly, serositis; Hb < 9 g/dL; platelets > 600 or ferritin > 500)."),
+    _p("DAS28ESR", "DAS28-ESR (adults)", None,
+       "0.56*sqrt(TJC28) + 0.28*sqrt(SJC28) + 0.70*ln(ESR) + 0.014*PTGH (3-variable form without PTGH), 2 decimals; ADULT subjects only."),
+    _p("DAS28CRP", "DAS28-CRP (adults)", None,
+       "0.56*sqrt(TJC28) + 0.28*sqrt(SJC28) + 0.36*ln(CRP + 1) + 0.014*PTGH + 0.96, 2 decimals; ADULT subjects only."),
+    _p("EULAR", "EULAR response on DAS28-ESR (adults)", None,
+       "EULAR response from DAS28-ESR (2 decimals) at the visit against D1: AVALC GOOD/MODERATE/NONE, AVAL 2/1/0; ADULT subjects, response visits only.",
+       "integer", {"GOOD": "Good response", "MODERATE": "Moderate response", "NONE": "No response"}),
+    *(_p(f"ACRP{level}", f"ACR Pedi {level} response", None,
+         f"Giannini 1997 against D1 (at least 3 of 6 core-set variables improved by >= {level}%, at most 1 worsened by > 30%; missing values decide only when they cannot change the result); response visits only. {_RESPONSE}.",
+         "integer", _YN) for level in ACR_LEVELS),
+    *(_p(f"AACRP{level}", f"Adapted ACR Pedi {level} response" + (" (primary at W4)" if level == 30 else ""), None,
+         f"ACR Pedi {level} (ADULT: EULAR good or moderate) and fever-free on V-7..V-1 and CRP and ESR each <= ULN or <= 50% of D1, in three-valued logic (not met when any part is not met); response visits only. {_RESPONSE}. At the primary visit an undetermined or missing response gets a DTYPE = NRI record with AVALC N.",
+         "integer", _YN) for level in ADAPTED_LEVELS),
+    _p("FEVFREE", "Fever-free on days V-7..V-1", None,
+       f"At least 6 of the 7 diary days V-7..V-1 recorded and every recorded FVTEMP < 38.0 C (N when any is >= 38.0). {_RESPONSE}.",
+       "integer", _YN),
+    _p("PREDMGKG", "Prednisone-equivalent dose (mg/kg/day)", "mg/kg/day",
+       "Sum over glucocorticoid CM courses (PO, IV, IM) active on the visit date of the daily dose x prednisone factor, divided by the latest weight."),
+    _p("TAPER", "Corticosteroid taper success", None,
+       f"At the taper visits against D1 (s, e in mg/kg/day): s > 0.8 and e <= 0.5, or 0.5 <= s <= 0.8 and s - e >= 0.3, or e <= 0.2, each while AACRP30 holds; only for subjects with a glucocorticoid at D1 (ADSL.TAPERFL = Y, amendment 1). {_RESPONSE}.",
+       "integer", _YN),
+    _p("CID", "Clinical inactive disease (Wallace 2011)", None,
+       f"AJC71 = 0, CORE FEVER, RASH, SEROS, HEPSPL, LYMPH all N, ESR and CRP <= ULN, PHGA = 0. {_RESPONSE}.",
+       "integer", _YN),
+    _p("NSAIDDC", "NSAID discontinuation (no NSAID on days V-7..V)", None,
+       f"Subjects with an NSAID course active at D1 (ADSL.NSAIDFL = Y), at protocol.analysis.nsaid_visits: met when no NSAID course is active on any day V-7..V (open courses to the data cut, partial end dates to the month's last day). {_RESPONSE}.",
+       "integer", _YN),
+    _p("MAS", "Macrophage activation syndrome at the visit (Ravelli 2016)", None,
+       f"Febrile (CORE FEVER = Y or a diary temperature >= 38.0 C within 1 day of the sample) and ferritin > 684 ng/mL and at least 2 of platelets <= 181, AST > 48, triglycerides > 156, fibrinogen <= 360, all of the visit's sample date; at every scheduled laboratory visit. {_RESPONSE}.",
+       "integer", _YN),
+]
+#: The ADEFF parameters (PARAMCD → ParameterMeta), in PARAMN order.
+PARAMETERS: dict[str, ParameterMeta] = {
+    code: ParameterMeta(paramcd=code, param=param, paramn=number, unit=unit, derivation=derivation,
+                        datatype=datatype, avalc=avalc, origin=origin)
+    for number, (code, param, unit, derivation, datatype, avalc, origin) in enumerate(_PARAM_TABLE, start=1)
 }
+#: PARAMCD → PARAM.
+PARAMS: dict[str, str] = {code: meta.param for code, meta in PARAMETERS.items()}
 NUMERIC_PARAMS = (
     "PHGA", "PAGA", "CHAQ", "AJC71", "AJC27", "LOMC", "ESR", "CRP", "JADAS10", "JADAS27",
     "JADAS71", "CJADAS10", "SJADAS10", "DAS28ESR", "DAS28CRP", "PREDMGKG",
 )
-
 
 
 def derive_adeff(
@@ -73,34 +121,39 @@ def derive_adeff(
     adsl: pd.DataFrame | None = None,
     data_cut: Any = None,
 ) -> pd.DataFrame:
-    """Efficacy analysis dataset: one row per subject, visit and parameter (:data:`PARAMS`).
+    """Efficacy analysis dataset (BDS): one row per subject, parameter (:data:`PARAMETERS`) and
+    analysis visit where the parameter is collected or derived, sorted USUBJID, PARAMCD, AVISITN.
 
-    Decisions where the protocol is silent:
+    Every row has AVAL or AVALC: a parameter that is not collected at a visit, and a response that
+    cannot be determined, have no row. Decisions where the protocol is silent:
 
     - AVISIT is the nominal CRF visit (CORE, CHAQ, LB ESR/CRP records; UNS excluded); the window
-      check is PD-07's business. Every randomized or dosed subject gets the primary visit (W4) even
-      without data, so that the primary response can be imputed.
+      check is PD-07's business.
     - ADT is the date of the record a value comes from (CSDAT for CORE values and composites,
-      falling back to QSDAT / LBDAT / VSDAT when CORE is missing); ADY its study day.
-    - Baseline = the D1 record (ABLFL = "Y"); BASE/CHG/PCHG for numeric parameters; PCHG rounded
-      to 2 decimals; CHG exact.
-    - Responses (ACRP*, AACRP*, FEVFREE, TAPER, CID): AVAL 1/0, AVALC "Y"/"N", "" when
-      undetermined. ACRP/AACRP/EULAR only after D1. ACR Pedi is computed for everyone; the adapted
-      response uses ACR Pedi for PEDI and EULAR good/moderate (DAS28-ESR) for ADULT; DAS28/EULAR
-      only for ADULT. EULAR: AVALC good/moderate/none, CRIT1FL = good or moderate.
-    - AACRP30 (primary) rows also carry AVALCNRI (undetermined → "N") and NRIFL.
+      QSDAT / LBDAT / VSDAT when CORE is missing); ADY its study day.
+    - Baseline = the D1 record (ABLFL = "Y"); BASE on D1 and later records; CHG (exact) and PCHG
+      (2 decimals) only after D1; numeric parameters only.
+    - Responses (ACRP*, AACRP*, FEVFREE, TAPER, CID, NSAIDDC, MAS): AVAL 1/0, AVALC "Y"/"N".
+      ACRP/AACRP/EULAR only at ``protocol.analysis.response_visits`` (the core-set visits after
+      D1). The adapted response uses ACR Pedi for PEDI and EULAR good/moderate (DAS28-ESR) for
+      ADULT; DAS28/EULAR only for ADULT. EULAR: AVALC GOOD/MODERATE/NONE (AVAL 2/1/0), CRIT1FL =
+      good or moderate.
+    - The primary parameter (AACRP30) at the primary visit: every randomised or dosed subject
+      without a determined response gets a record with DTYPE = "NRI", AVAL 0, AVALC "N" (the
+      non-responder imputation of the synopsis).
     - FEVFREE uses the diary V−7..V−1 before the visit date; sJADAS-10 fever T = diary maximum
       there, else the VS TEMP of the visit.
     - PREDMGKG on the visit date; TAPER at ``protocol.analysis.taper_visits`` (W24/W52) with s = the
-      D1 dose (mg/kg/day), response held = AACRP30 at that visit. Amendment 1: taper success is
-      assessed only in subjects taking a glucocorticoid at D1 (ADSL TAPERFL = Y); the others get no
-      TAPER row — not applicable, never "not met". A subject on a glucocorticoid whose D1 dose
-      cannot be computed gets TAPER undetermined ("").
+      D1 dose (mg/kg/day), response held = AACRP30 at that visit, only for ADSL TAPERFL = Y
+      (amendment 1: not applicable otherwise, never "not met").
+    - NSAIDDC at ``protocol.analysis.nsaid_visits`` for ADSL NSAIDFL = Y; MAS at every scheduled
+      visit with MAS laboratory results (:func:`.derivations.derive_mas`).
     """
     frames = apply_data_cut(forms, data_cut)
+    cut = effective_data_cut(frames, data_cut)
     if adsl is None:
-        adsl = adsl_core(study, frames, None)
-    return build_adeff(study, frames, adsl)
+        adsl = adsl_core(study, frames, None, data_cut=cut)
+    return build_adeff(study, frames, adsl, data_cut=cut)
 
 
 def _lab_wide(lb: pd.DataFrame) -> pd.DataFrame:
@@ -130,9 +183,6 @@ def _visit_table(study: Any, frames: Mapping[str, pd.DataFrame], adsl: pd.DataFr
     keys = set()
     for frame in (core, chaq, lb[lb["LBTESTCD"].isin(["ESR", "CRP"]).fillna(False).to_numpy()]):
         keys |= {(s, v) for s, v in zip(frame["SUBJID"], frame["VISIT"], strict=True) if v in usable}
-    primary = primary_visit(study)
-    eligible = adsl.loc[(adsl["RANDFL"].eq("Y") | adsl["SAFFL"].eq("Y")).to_numpy(), "SUBJID"]
-    keys |= {(s, primary) for s in eligible}
     keys = {(s, v) for s, v in keys if s in set(adsl["SUBJID"])}
     table = pd.DataFrame(sorted(keys), columns=["SUBJID", "VISIT"])
     table["AVISITN"] = table["VISIT"].map({c: v.num for c, v in study.visits.items()}).astype("Int64")
@@ -170,6 +220,7 @@ def _visit_table(study: Any, frames: Mapping[str, pd.DataFrame], adsl: pd.DataFr
     )
     table["PREDMGKG"] = steroid["PREDMGKG"].to_numpy()
     table["TAPERFL"] = lookup(table["SUBJID"], adsl.set_index("SUBJID")["TAPERFL"])
+    table["NSAIDFL"] = lookup(table["SUBJID"], adsl.set_index("SUBJID")["NSAIDFL"])
     agegr = adsl.set_index("SUBJID")["AGEGR1"]
     d1 = adsl.set_index("SUBJID")["TRTSDT"]
     table["AGEGR1"] = lookup(table["SUBJID"], agegr)
@@ -182,13 +233,16 @@ def _value(row: Any, name: str) -> Any:
     return None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
 
 
-def build_adeff(study: Any, frames: Mapping[str, pd.DataFrame], adsl: pd.DataFrame) -> pd.DataFrame:
+def build_adeff(study: Any, frames: Mapping[str, pd.DataFrame], adsl: pd.DataFrame, *,
+                data_cut: Any = None) -> pd.DataFrame:
     """ADEFF from data-cut form frames and the ADSL core (see :func:`derive_adeff`)."""
     table = _visit_table(study, frames, adsl)
     base_visit = baseline_visit(study)
     baseline_num = study.visits[base_visit].num if base_visit in study.visits else 1
-    primary = primary_visit(study)
-    taper_visits = set(study.protocol.analysis.taper_visits)
+    analysis = study.protocol.analysis
+    taper_visits = set(analysis.taper_visits)
+    response_visits = set(analysis.response_visits)
+    nsaid_visits = set(analysis.nsaid_visits)
     base_rows = {row.SUBJID: row for row in table[table["VISIT"] == base_visit].itertuples(index=False)}
 
     records: list[dict[str, Any]] = []
@@ -209,11 +263,11 @@ def build_adeff(study: Any, frames: Mapping[str, pd.DataFrame], adsl: pd.DataFra
     for row in table.itertuples(index=False):
         adult = row.AGEGR1 == "ADULT"
         base = base_rows.get(row.SUBJID)
-        post = pd.notna(row.AVISITN) and int(row.AVISITN) > baseline_num
+        responses_here = row.VISIT in response_visits
         core_date = row.CSDAT if pd.notna(row.CSDAT) else row.VDATE
 
         def add(paramcd: str, aval: Any = None, avalc: Any = None, adt: Any = core_date,
-                crit: tuple[str, str] | None = None, nri: bool | None = None, _row: Any = row) -> None:
+                crit: tuple[str, str | None] | None = None, _row: Any = row) -> None:
             record = {
                 "SUBJID": _row.SUBJID, "PARAMCD": paramcd, "AVISIT": _row.VISIT,
                 "AVISITN": _row.AVISITN, "ADT": adt if pd.notna(adt) else _row.VDATE,
@@ -221,13 +275,10 @@ def build_adeff(study: Any, frames: Mapping[str, pd.DataFrame], adsl: pd.DataFra
             }
             if crit is not None:
                 record["CRIT1"], record["CRIT1FL"] = crit
-            if nri is not None:
-                record["AVALCNRI"] = "Y" if avalc == "Y" else "N"
-                record["NRIFL"] = "Y" if avalc == "" else "N"
             records.append(record)
 
-        def response(paramcd: str, result: bool | None, nri: bool | None = None) -> None:
-            add(paramcd, None if result is None else int(result), yn(result), nri=nri)
+        def response(paramcd: str, result: bool | None) -> None:
+            add(paramcd, None if result is None else int(result), yn(result))
 
         values = {
             "PHGA": (_value(row, "PHGA"), row.CSDAT),
@@ -256,12 +307,14 @@ def build_adeff(study: Any, frames: Mapping[str, pd.DataFrame], adsl: pd.DataFra
         if adult:
             add("DAS28ESR", das28(row, "ESR"))
             add("DAS28CRP", das28(row, "CRP"))
-            if post:
+            if responses_here:
                 eular = scores.eular_response(das28(base, "ESR"), das28(row, "ESR"))
-                good_moderate = None if eular is None else eular in ("good", "moderate")
-                add("EULAR", None, eular or "", crit=("EULAR good or moderate response", yn(good_moderate)))
+                if eular is not None:
+                    code, number = EULAR_CODES[eular]
+                    add("EULAR", number, code,
+                        crit=("EULAR good or moderate response", yn(eular in ("good", "moderate"))))
         adapted: dict[int, bool | None] = {}
-        if post:
+        if responses_here:
             baseline = core_set(base) if base is not None else {}
             followup = core_set(row)
             crp_ok = scores.acute_phase_ok(
@@ -279,9 +332,7 @@ def build_adeff(study: Any, frames: Mapping[str, pd.DataFrame], adsl: pd.DataFra
                     if adult:
                         first_part = None if eular is None else eular in ("good", "moderate")
                     adapted[level] = scores.adapted_acr_pedi(first_part, fever_free, crp_ok, esr_ok)
-                    paramcd = f"AACRP{level}"
-                    is_primary = paramcd == PRIMARY_PARAM and row.VISIT == primary
-                    response(paramcd, adapted[level], nri=True if is_primary else None)
+                    response(f"AACRP{level}", adapted[level])
         ff = _value(row, "FEVFREE")
         response("FEVFREE", None if ff is None else bool(ff))
         add("PREDMGKG", _value(row, "PREDMGKG"), adt=row.VDATE)
@@ -298,46 +349,98 @@ def build_adeff(study: Any, frames: Mapping[str, pd.DataFrame], adsl: pd.DataFra
             ),
         )
 
-    columns = list(LABELS["ADEFF"])
+    records += _nsaid_records(study, frames, table, nsaid_visits, data_cut)
+    records += _mas_records(study, frames, adsl)
     adeff = pd.DataFrame.from_records(records)
     if adeff.empty:
         adeff = pd.DataFrame(columns=["SUBJID", "PARAMCD", "AVISIT", "AVISITN", "ADT", "AVAL", "AVALC"])
-    for column in ("CRIT1", "CRIT1FL", "AVALCNRI", "NRIFL"):
+    for column in ("CRIT1", "CRIT1FL", "DTYPE"):
         if column not in adeff.columns:
             adeff[column] = None
+    adeff["AVAL"] = adeff["AVAL"].astype(float)
+    adeff = derive.drop_empty_records(adeff)
+    adeff = pd.concat([adeff, _nri_records(study, adeff, adsl)], ignore_index=True)
     adeff["ADT"] = pd.to_datetime(adeff["ADT"], errors="coerce")
     adeff["AVISITN"] = pd.array(adeff["AVISITN"], dtype="Int64")
     adeff["AVAL"] = adeff["AVAL"].astype(float)
-    info = adsl.set_index("SUBJID")
-    adeff["STUDYID"] = study.id
-    adeff["USUBJID"] = lookup(adeff["SUBJID"], info["USUBJID"])
-    adeff["SITEID"] = lookup(adeff["SUBJID"], info["SITEID"])
-    adeff["AGEGR1"] = lookup(adeff["SUBJID"], info["AGEGR1"])
+    for column in ("AVALC", "CRIT1", "CRIT1FL", "DTYPE"):
+        adeff[column] = adeff[column].astype(object).where(adeff[column].notna(), None)
+    add_subject_columns(adeff, study, adsl)
     adeff["PARAM"] = adeff["PARAMCD"].map(PARAMS)
-    adeff["ADY"] = derive.compute_study_day(adeff["ADT"], lookup(adeff["SUBJID"], info["TRTSDT"]))
-    _add_change(adeff, base_visit)
-    adeff = adeff[columns].sort_values(["USUBJID", "AVISITN", "PARAMCD"], kind="stable")
-    return label(adeff.reset_index(drop=True), "ADEFF")
+    adeff["PARAMN"] = pd.array(adeff["PARAMCD"].map({c: m.paramn for c, m in PARAMETERS.items()}), dtype="Int64")
+    adeff["ADY"] = derive.compute_study_day(adeff["ADT"], lookup(adeff["SUBJID"], adsl.set_index("SUBJID")["TRTSDT"]))
+    _add_change(adeff, base_visit, baseline_num)
+    columns = list(LABELS["ADEFF"])
+    adeff["_DT"] = adeff["DTYPE"].notna()
+    adeff = adeff.sort_values(["USUBJID", "PARAMN", "AVISITN", "_DT"], kind="stable")[columns]
+    return label(adeff.reset_index(drop=True), "ADEFF", study, tuple(PARAMETERS.values()))
 
 
-def _add_change(adeff: pd.DataFrame, baseline_visit: str) -> None:
-    """ABLFL, BASE, CHG (exact) and PCHG (2 decimals) for the numeric parameters, in place."""
-    numeric = adeff["PARAMCD"].isin(NUMERIC_PARAMS)
-    is_base = (adeff["AVISIT"] == baseline_visit) & numeric
-    adeff["ABLFL"] = np.where(is_base & adeff["AVAL"].notna(), "Y", None)
-    base = adeff[is_base].drop_duplicates(["SUBJID", "PARAMCD"]).set_index(["SUBJID", "PARAMCD"])["AVAL"]
-    keys = pd.MultiIndex.from_arrays([adeff["SUBJID"], adeff["PARAMCD"]])
-    adeff["BASE"] = np.where(numeric, base.reindex(keys).to_numpy(), np.nan).astype(float)
-    changes: list[float] = []
-    percents: list[float] = []
-    for aval, b, is_numeric in zip(adeff["AVAL"], adeff["BASE"], numeric, strict=True):
-        if not is_numeric or pd.isna(aval) or pd.isna(b):
-            changes.append(np.nan)
-            percents.append(np.nan)
-            continue
-        change = scores.to_decimal(aval) - scores.to_decimal(b)
-        changes.append(float(change))
-        percent = scores.percent_change(b, aval, places=2)
-        percents.append(np.nan if percent is None else float(percent))
-    adeff["CHG"] = changes
-    adeff["PCHG"] = percents
+def _nsaid_records(study: Any, frames: Mapping[str, pd.DataFrame], table: pd.DataFrame, visits: set[str],
+                   data_cut: Any) -> list[dict[str, Any]]:
+    """NSAIDDC at the NSAID visits of subjects with an NSAID at D1 (ADSL NSAIDFL = Y)."""
+    chosen = table[table["VISIT"].isin(visits).to_numpy() & table["NSAIDFL"].eq("Y").fillna(False).to_numpy()
+                   & table["VDATE"].notna().to_numpy()]
+    if chosen.empty:
+        return []
+    days = study.protocol.analysis.nsaid_window_days
+    periods = pd.DataFrame({"SUBJID": chosen["SUBJID"].to_numpy(),
+                            "FROM": (chosen["VDATE"] - pd.Timedelta(days=days)).to_numpy(),
+                            "TO": chosen["VDATE"].to_numpy()})
+    active = derivations.derive_nsaid_active(frames["CM"], periods, protocol=study.protocol, data_cut=data_cut)
+    records = []
+    for row, on_nsaid in zip(chosen.itertuples(index=False), active["NSAIDACT"], strict=True):
+        met = None if pd.isna(on_nsaid) else not bool(on_nsaid)
+        records.append({"SUBJID": row.SUBJID, "PARAMCD": "NSAIDDC", "AVISIT": row.VISIT, "AVISITN": row.AVISITN,
+                        "ADT": row.VDATE, "AVAL": num(None if met is None else int(met)), "AVALC": yn(met)})
+    return records
+
+
+def _mas_records(study: Any, frames: Mapping[str, pd.DataFrame], adsl: pd.DataFrame) -> list[dict[str, Any]]:
+    """MAS at every scheduled laboratory visit (:func:`.derivations.derive_mas`)."""
+    visits = {code for code, v in study.visits.items() if v.scheduled and v.anchor != "none"}
+    mas = derivations.derive_mas(frames["LB"], frames["CORE"], frames["FEVER"], protocol=study.protocol,
+                                 visits=visits)
+    mas = mas[mas["SUBJID"].isin(set(adsl["SUBJID"])).to_numpy()]
+    numbers = {code: v.num for code, v in study.visits.items()}
+    records = []
+    for row in mas.itertuples(index=False):
+        met = None if pd.isna(row.MAS) else bool(row.MAS)
+        records.append({"SUBJID": row.SUBJID, "PARAMCD": "MAS", "AVISIT": row.VISIT,
+                        "AVISITN": numbers.get(row.VISIT), "ADT": row.LBDAT,
+                        "AVAL": num(None if met is None else int(met)), "AVALC": yn(met)})
+    return records
+
+
+def _nri_records(study: Any, adeff: pd.DataFrame, adsl: pd.DataFrame) -> pd.DataFrame:
+    """Non-responder imputation of the primary endpoint: a DTYPE = NRI record (AVAL 0, AVALC N) at
+    the primary visit for every randomised or dosed subject without a determined primary response."""
+    primary = primary_visit(study)
+    done = set(adeff.loc[(adeff["PARAMCD"] == PRIMARY_PARAM).to_numpy() & (adeff["AVISIT"] == primary).to_numpy(),
+                         "SUBJID"])
+    eligible = adsl.loc[(adsl["RANDFL"].eq("Y") | adsl["SAFFL"].eq("Y")).to_numpy(), "SUBJID"]
+    missing = [s for s in eligible if s not in done]
+    number = study.visits[primary].num if primary in study.visits else None
+    return pd.DataFrame({
+        "SUBJID": pd.Series(missing, dtype=object), "PARAMCD": PRIMARY_PARAM, "AVISIT": primary,
+        "AVISITN": number, "ADT": pd.NaT, "AVAL": 0.0, "AVALC": "N", "DTYPE": "NRI",
+        "CRIT1": None, "CRIT1FL": None,
+    })
+
+
+def _add_change(adeff: pd.DataFrame, baseline_visit: str, baseline_num: int) -> None:
+    """ABLFL, BASE (D1 and later), CHG (exact) and PCHG (2 decimals, after D1) for the numeric
+    parameters, in place (:mod:`trialkit.derive.bds`)."""
+    numeric = adeff["PARAMCD"].isin(NUMERIC_PARAMS).to_numpy()
+    visit = adeff["AVISITN"].astype("Float64")
+    on_or_after = (visit >= baseline_num).fillna(False).to_numpy(dtype=bool) & numeric
+    after = (visit > baseline_num).fillna(False).to_numpy(dtype=bool) & numeric
+    keys = ["SUBJID", "PARAMCD"]
+    is_base = pd.Series((adeff["AVISIT"] == baseline_visit).to_numpy() & numeric, index=adeff.index)
+    out = derive.derive_var_ablfl(adeff, by=keys, is_baseline=is_base, order=["ADT"])
+    out = derive.derive_var_base(out, by=keys, where=pd.Series(on_or_after, index=adeff.index))
+    out = derive.derive_var_chg(out, where=pd.Series(after, index=adeff.index))
+    out = derive.derive_var_pchg(out, where=pd.Series(after, index=adeff.index))
+    for column in ("ABLFL", "BASE", "CHG", "PCHG"):
+        adeff[column] = out[column]
+    adeff["ABLFL"] = adeff["ABLFL"].astype(object).where(adeff["ABLFL"].notna(), None)

@@ -32,7 +32,10 @@ __all__ = [
     "derive_fever_free",
     "derive_first_dose",
     "derive_joint_counts",
+    "derive_mas",
+    "derive_nsaid_active",
     "derive_prednisone_equivalent",
+    "derive_treatment_dates",
     "derive_weight_on",
 ]
 
@@ -44,6 +47,12 @@ UNSCHEDULED_VISIT = "UNS"
 def derive_first_dose(ex: pd.DataFrame) -> pd.DataFrame:
     """First and last dose of study drug from EX (:func:`trialkit.derive.derive_first_dose`)."""
     return derive.derive_first_dose(ex, start="EXSTDAT", end="EXENDAT", dose="EXDOSE")
+
+
+def derive_treatment_dates(ex: pd.DataFrame, data_cut: Any = None) -> pd.DataFrame:
+    """TRTSDT, TRTEDT (empty while a course is open at the data cut), TRTONGFL and TRTDURD from EX
+    (:func:`trialkit.derive.derive_treatment_dates`; DERIVATIONS "First and last dose")."""
+    return derive.derive_treatment_dates(ex, start="EXSTDAT", end="EXENDAT", dose="EXDOSE", data_cut=data_cut)
 
 
 def derive_weight_on(vs: pd.DataFrame, frame: pd.DataFrame, date_col: str, *, out: str = "WEIGHT") -> pd.DataFrame:
@@ -317,4 +326,121 @@ def derive_chaq_di(chaq: pd.DataFrame) -> pd.DataFrame:
         out[column] = pd.array(domain_values[domain], dtype="Int64")
     out["CHAQNDOM"] = pd.array(answered, dtype="Int64")
     out["CHAQDI"] = di_values
+    return out
+
+
+def derive_nsaid_active(
+    cm: pd.DataFrame,
+    periods: pd.DataFrame,
+    *,
+    protocol: Any,
+    data_cut: Any = None,
+    start: str = "FROM",
+    end: str = "TO",
+) -> pd.DataFrame:
+    """Whether an NSAID course is active on any day of each period: ``NSAIDACT`` (boolean).
+
+    ``periods`` has ``SUBJID`` and the first and last day (``start``, ``end``; one day: both the
+    same). NSAID courses are CM records whose CMTRT is in ``protocol.drug_classes.nsaids``; a course
+    runs from CMSTDAT (a partial date from the 1st of its month, or 1 January) to CMENDAT (a partial
+    date to the last day of its month, or 31 December); an open course (``CMONGO = Y``, or no end)
+    runs to ``data_cut`` (without one: indefinitely). A course without a readable start is not
+    placed. NA when the period has no date.
+
+    >>> cm = pd.DataFrame({"SUBJID": ["S1", "S1"], "CMTRT": ["NAPROXEN", "PREDNISONE"],
+    ...     "CMSTDAT": ["2024-01", "2024-01-01"], "CMENDAT": ["2024-03", None], "CMONGO": ["N", "Y"]})
+    >>> periods = pd.DataFrame({"SUBJID": ["S1", "S1"], "FROM": pd.to_datetime(["2024-03-25", "2024-04-01"]),
+    ...     "TO": pd.to_datetime(["2024-04-01", "2024-04-08"])})
+    >>> from types import SimpleNamespace
+    >>> protocol = SimpleNamespace(drug_classes=SimpleNamespace(nsaids=["NAPROXEN"]))
+    >>> derive_nsaid_active(cm, periods, protocol=protocol)["NSAIDACT"].tolist()
+    [True, False]
+    """
+    nsaids = {str(d).upper() for d in protocol.drug_classes.nsaids}
+    treatment = cm["CMTRT"].astype("string").str.strip().str.upper()
+    courses = cm[treatment.isin(nsaids).fillna(False).to_numpy()].copy()
+    courses["XSTART"] = derive.impute_partial_date(courses["CMSTDAT"].astype(object), "start")["DT"]
+    courses["XEND"] = derive.impute_partial_date(courses["CMENDAT"].astype(object), "end")["DT"]
+    cut = None if data_cut is None else pd.Timestamp(data_cut)
+    open_course = is_y(courses["CMONGO"]) | courses["XEND"].isna()
+    if cut is not None:
+        courses["XEND"] = courses["XEND"].where(~open_course, cut)
+    else:
+        courses["XEND"] = courses["XEND"].where(~open_course, pd.Timestamp.max.normalize())
+    courses = courses[courses["XSTART"].notna().to_numpy()]
+    by_subject = {subject: list(zip(group["XSTART"], group["XEND"], strict=True))
+                  for subject, group in courses.groupby("SUBJID")}
+    active: list[bool | None] = []
+    for subject, first, last in zip(periods["SUBJID"], as_dates(periods[start]), as_dates(periods[end]), strict=True):
+        if pd.isna(first) or pd.isna(last):
+            active.append(None)
+            continue
+        active.append(any(s <= last and e >= first for s, e in by_subject.get(subject, [])))
+    out = periods.copy()
+    out["NSAIDACT"] = bool_series(active, out.index)
+    return out
+
+
+#: The laboratory tests of the MAS 2016 classification, by their role in :func:`trialkit.scores.mas_2016`.
+MAS_TESTS = {"ferritin": "FERRITIN", "platelets": "PLAT", "ast": "AST", "triglycerides": "TRIG",
+             "fibrinogen": "FIBRINO"}
+
+
+def derive_mas(
+    lb: pd.DataFrame,
+    core: pd.DataFrame,
+    fever: pd.DataFrame,
+    *,
+    protocol: Any,
+    visits: Iterable[str],
+) -> pd.DataFrame:
+    """MAS at a visit (DERIVATIONS "Exposure, safety and other secondary endpoints"): one row per
+    subject and visit of ``visits`` with a ferritin, platelet, AST, triglyceride or fibrinogen result.
+
+    Columns ``SUBJID``, ``VISIT``, ``LBDAT`` (the sample date: the ferritin's, else the visit's
+    earliest MAS sample), ``FEBRILE`` and ``MAS`` (boolean; NA when undetermined). Only results of
+    the sample date count ("all from the same sample date"). Febrile: CORE ``FEVER = Y`` at the
+    visit, or a diary temperature ≥ ``protocol.diary.fever_c`` within
+    ``protocol.analysis.febrile_window_days`` days of the sample → true; CORE ``FEVER = N``, or
+    every day of that window recorded below the threshold → false; otherwise unknown. MAS =
+    :func:`trialkit.scores.mas_2016` (undetermined when a needed result is missing).
+    """
+    window = protocol.analysis.febrile_window_days
+    threshold = scores.to_decimal(protocol.diary.fever_c)
+    wanted = set(visits)
+    tests = lb[lb["LBTESTCD"].isin(MAS_TESTS.values()).fillna(False).to_numpy()
+               & lb["VISIT"].isin(wanted).fillna(False).to_numpy()].copy()
+    tests["LBSTRESN"] = pd.to_numeric(tests["LBSTRESN"], errors="coerce")
+    tests = tests[tests["LBSTRESN"].notna().to_numpy() & tests["LBDAT"].notna().to_numpy()]
+    columns = ["SUBJID", "VISIT", "LBDAT", "FEBRILE", "MAS"]
+    if tests.empty:
+        return pd.DataFrame({c: pd.Series(dtype="boolean" if c in ("FEBRILE", "MAS") else object) for c in columns})
+    core_fever = {(s, v): f for s, v, f in zip(core["SUBJID"], core["VISIT"], core["FEVER"], strict=True)}
+    diary = pd.DataFrame({"SUBJID": fever["SUBJID"].to_numpy(), "DAY": as_dates(fever["FVDAT"]).to_numpy(),
+                          "T": pd.to_numeric(fever["FVTEMP"], errors="coerce").to_numpy()}).dropna()
+    diary_by_subject = {s: g.groupby("DAY")["T"].max() for s, g in diary.groupby("SUBJID")}
+    rows = []
+    for (subject, visit), group in tests.groupby(["SUBJID", "VISIT"], sort=True):
+        ferritin = group[group["LBTESTCD"] == MAS_TESTS["ferritin"]]
+        sample = (ferritin if len(ferritin) else group)["LBDAT"].min()
+        same = group[group["LBDAT"] == sample]
+        values = {role: (same.loc[same["LBTESTCD"] == code, "LBSTRESN"].iloc[0]
+                         if (same["LBTESTCD"] == code).any() else None) for role, code in MAS_TESTS.items()}
+        flag = core_fever.get((subject, visit))
+        flag = str(flag).strip().upper() if isinstance(flag, str) else None
+        days = [sample + pd.Timedelta(days=k) for k in range(-window, window + 1)]
+        temps = diary_by_subject.get(subject)
+        recorded = [] if temps is None else [temps[d] for d in days if d in temps.index]
+        hot = any(scores.round_half_up(t, 6) >= threshold for t in recorded)
+        if flag == "Y" or hot:
+            febrile: bool | None = True
+        elif flag == "N" or len(recorded) == len(days):
+            febrile = False
+        else:
+            febrile = None
+        rows.append({"SUBJID": subject, "VISIT": visit, "LBDAT": sample, "FEBRILE": febrile,
+                     "MAS": scores.mas_2016(febrile, **values)})
+    out = pd.DataFrame(rows, columns=columns)
+    out["FEBRILE"] = out["FEBRILE"].astype("boolean")
+    out["MAS"] = out["MAS"].astype("boolean")
     return out
