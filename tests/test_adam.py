@@ -9,8 +9,6 @@ Three subjects, D1 = 2024-03-01 (first dose), W4 = 2024-03-29 (study day 29):
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 import pytest
 
