@@ -1,4 +1,5 @@
-"""Exports that keep the metadata: Parquet, CSV, SAS transport v5, SPSS and Stata, plus codebooks.
+"""Exports that keep the metadata: Parquet, CSV, SAS transport v5, SPSS, Stata and CDISC
+Dataset-JSON v1.1 (JSON and NDJSON), plus codebooks and define.xml.
 
 A dataset to export is a pandas frame plus its metadata: a label for every column (``labels``, or
 ``frame.attrs["labels"]``), optional value labels (``{"SEX": {"M": "Male", "F": "Female"}}``, or
@@ -36,6 +37,14 @@ Decisions (documented here because they change what a statistician sees):
 - **CSV** is UTF-8 without a byte-order mark, comma-separated, ``\\r\\n`` line ends (RFC 4180),
   ``.`` decimal (no exponent), booleans ``true``/``false``, empty for missing; every text
   cell passes through :func:`neutralise_formula`.
+- **Dataset-JSON v1.1** (``datasetjson`` → ``<name>.json``; ``ndjson`` → ``<name>.ndjson``, the
+  metadata on the first line and one row per line): dataset and column names in upper case,
+  ``itemGroupOID`` ``IG.<NAME>`` and ``itemOID`` ``IT.<NAME>.<VAR>`` as in define.xml, dates and
+  datetimes as ISO 8601 text with ``targetDataType`` ``integer`` (SAS numeric dates), floats as
+  ``double``, missing values as ``null``, the creation time from ``created``; keys (``keySequence``)
+  from the dataset's metadata (:mod:`trialkit.metadata`).
+- **define.xml** (Define-XML 2.1) is written by :func:`write_output_set` when it is given the
+  study (:class:`trialkit.metadata.StudyInfo`); see :mod:`trialkit.define`.
 """
 
 from __future__ import annotations
@@ -62,6 +71,7 @@ import numpy as np
 import pandas as pd
 
 from trialkit.errors import TrialkitError
+from trialkit.metadata import DatasetMeta, StudyInfo
 from trialkit.outputs import MARKER
 
 __all__ = [
@@ -81,8 +91,14 @@ __all__ = [
     "write_output_set",
 ]
 
-#: The formats :func:`write_dataset` knows, each written to ``<name>.<format>``.
-FORMATS = ("parquet", "csv", "xpt", "sav", "dta")
+#: The formats :func:`write_dataset` knows, each written to ``<name>.<extension>``.
+FORMATS = ("parquet", "csv", "xpt", "sav", "dta", "datasetjson", "ndjson")
+#: The file extension of each format (the format's name unless listed).
+EXTENSIONS = {"datasetjson": "json"}
+#: The Define-XML file of an output set.
+DEFINE_FILE = "define.xml"
+#: The Dataset-JSON version written.
+DATASET_JSON_VERSION = "1.1.0"
 #: The timestamp stamped into file headers when no ``created`` is given (keeps rebuilds identical).
 DEFAULT_CREATED = dt.datetime(2000, 1, 1, 0, 0, 0)
 #: Rows per Parquet row group: fixed so the bytes do not depend on a library default.
@@ -117,6 +133,12 @@ class Dataset:
     value_labels: Mapping[str, Mapping[Any, str]] = field(default_factory=dict)
     label: str = ""
     types: Mapping[str, str] = field(default_factory=dict)
+    metadata: DatasetMeta | None = None
+
+
+def extension(fmt: str) -> str:
+    """The file extension of a format (``datasetjson`` → ``json``)."""
+    return EXTENSIONS.get(fmt, fmt)
 
 
 def make_dataset(
@@ -125,8 +147,10 @@ def make_dataset(
     value_labels: Mapping[str, Mapping[Any, str]] | None = None,
     dataset_label: str | None = None,
     types: Mapping[str, str] | None = None,
+    metadata: DatasetMeta | None = None,
 ) -> Dataset:
-    """A :class:`Dataset`, taking labels, value labels and types from ``frame.attrs`` when not given.
+    """A :class:`Dataset`, taking labels, value labels, types and metadata (origins, derivations,
+    keys, parameters: :class:`trialkit.metadata.DatasetMeta`) from ``frame.attrs`` when not given.
 
     >>> ds = make_dataset(pd.DataFrame({"AGE": [3]}), {"AGE": "Age (years)"})
     >>> ds.labels["AGE"], ds.types["AGE"]
@@ -135,7 +159,7 @@ def make_dataset(
     attrs = frame.attrs
     labels = dict(labels if labels is not None else attrs.get("labels", {}))
     value_labels = dict(value_labels if value_labels is not None else attrs.get("value_labels", {}))
-    label = dataset_label if dataset_label is not None else attrs.get("label", "")
+    label = dataset_label if dataset_label is not None else (attrs.get("label") or attrs.get("dataset_label", ""))
     pinned = dict(types if types is not None else attrs.get("types", {}))
     problems = [
         f"labels name column {c!r}, which is not in the frame" for c in labels if c not in frame
@@ -154,7 +178,12 @@ def make_dataset(
         problems.append("column names must be text")
     if problems:
         raise ExportError("Cannot export: " + "; ".join(problems))
-    return Dataset(frame, labels, value_labels, label or "", column_types(frame, pinned))
+    meta = metadata if metadata is not None else attrs.get("metadata")
+    if isinstance(meta, DatasetMeta):
+        meta = meta.restricted(frame.columns)
+    else:
+        meta = None
+    return Dataset(frame, labels, value_labels, label or "", column_types(frame, pinned), meta)
 
 
 def column_types(frame: pd.DataFrame, pinned: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -653,6 +682,7 @@ def _codebook_rows(ds: Dataset) -> list[list[str]]:
             )
             if col in ds.value_labels
             else "",
+            *_origin(ds, col),
         ]
         for col, kind in ds.types.items()
     ]
@@ -667,7 +697,7 @@ def _write_csv(ds: Dataset, name: str, target: Path, codebook: Path) -> None:
     )
     _write_csv_rows(target, list(ds.types), rows)
     book = [[neutralise_formula(cell) for cell in row] for row in _codebook_rows(ds)]
-    _write_csv_rows(codebook, ["column", "label", "type", "value_labels"], book)
+    _write_csv_rows(codebook, ["column", "label", "type", "value_labels", "origin", "derivation"], book)
 
 
 def _write_xpt(
@@ -770,6 +800,116 @@ def _write_dta(ds: Dataset, name: str, target: Path, created: dt.datetime) -> No
     _readstat_write(target, write, _fix_dta, created)
 
 
+# --------------------------------------------------------------------------------------------
+# Dataset-JSON v1.1
+# --------------------------------------------------------------------------------------------
+
+_JSON_TYPES = {"string": "string", "integer": "integer", "float": "double", "boolean": "boolean",
+               "date": "date", "datetime": "datetime"}
+_DISPLAY_FORMATS = {"date": "DATE9.", "datetime": "DATETIME20."}
+
+
+def item_group_oid(name: str) -> str:
+    """The OID of a dataset in define.xml and Dataset-JSON (``IG.<NAME>``)."""
+    return f"IG.{name.upper()}"
+
+
+def item_oid(name: str, column: str) -> str:
+    """The OID of a variable in define.xml and Dataset-JSON (``IT.<NAME>.<VAR>``)."""
+    return f"IT.{name.upper()}.{column}"
+
+
+def text_length(values: pd.Series) -> int:
+    """The longest value of a text column in UTF-8 bytes (at least 1)."""
+    sizes = [_nbytes(v) for v in values if v is not None]
+    return max([1, *sizes])
+
+
+def _default_study() -> StudyInfo:
+    return StudyInfo(oid="trialkit", name="trialkit")
+
+
+def dataset_json_metadata(ds: Dataset, name: str, study: StudyInfo | None, created: dt.datetime,
+                          typed: pd.DataFrame | None = None) -> dict[str, Any]:
+    """The Dataset-JSON v1.1 top-level object of ``ds`` without ``rows``."""
+    from trialkit import __version__
+
+    study = study or _default_study()
+    typed = _typed(ds) if typed is None else typed
+    keys = list(ds.metadata.keys) if ds.metadata is not None else []
+    columns = []
+    for col, kind in ds.types.items():
+        column: dict[str, Any] = {"itemOID": item_oid(name, col), "name": col, "label": ds.labels.get(col, ""),
+                                  "dataType": _JSON_TYPES[kind]}
+        if kind in ("date", "datetime"):
+            column["targetDataType"] = "integer"
+            column["displayFormat"] = _DISPLAY_FORMATS[kind]
+        if kind == "string":
+            column["length"] = text_length(typed[col])
+        if col in keys:
+            column["keySequence"] = keys.index(col) + 1
+        columns.append(column)
+    return {
+        "datasetJSONCreationDateTime": created.strftime("%Y-%m-%dT%H:%M:%S"),
+        "datasetJSONVersion": DATASET_JSON_VERSION,
+        "fileOID": f"{study.oid}.{name.upper()}",
+        "originator": study.originator,
+        "sourceSystem": {"name": study.source_system, "version": study.source_version or __version__},
+        "studyOID": study.oid,
+        "metaDataVersionOID": study.mdv_oid,
+        "metaDataRef": "define.xml",
+        "itemGroupOID": item_group_oid(name),
+        "records": len(ds.frame),
+        "name": name.upper(),
+        "label": ds.label,
+        "columns": columns,
+    }
+
+
+def _json_value(value: Any, kind: str) -> Any:
+    if _missing(value):
+        return None
+    if kind == "string":
+        return str(value)
+    if kind == "integer":
+        return int(value)
+    if kind == "float":
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if kind == "boolean":
+        return bool(value)
+    if kind == "date":
+        return value.isoformat()
+    return pd.Timestamp(value).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _json_rows(ds: Dataset, typed: pd.DataFrame) -> Iterator[list[Any]]:
+    kinds = list(ds.types.values())
+    for row in typed.itertuples(index=False):
+        yield [_json_value(v, k) for v, k in zip(row, kinds, strict=True)]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _write_datasetjson(ds: Dataset, name: str, target: Path, study: StudyInfo | None, created: dt.datetime,
+                       *, ndjson: bool) -> None:
+    typed = _typed(ds)
+    meta = dataset_json_metadata(ds, name, study, created, typed)
+    with _atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+        if ndjson:
+            handle.write(_dumps(meta) + "\n")
+            for values in _json_rows(ds, typed):
+                handle.write(_dumps(values) + "\n")
+            return
+        head = _dumps(meta)
+        handle.write(head[:-1] + ',"rows":[')
+        for number, values in enumerate(_json_rows(ds, typed)):
+            handle.write(("," if number else "") + _dumps(values))
+        handle.write("]}\n")
+
+
 def write_dataset(
     frame: pd.DataFrame,
     directory: str | os.PathLike[str],
@@ -782,18 +922,20 @@ def write_dataset(
     types: Mapping[str, str] | None = None,
     created: dt.datetime | None = None,
     xpt_ascii_only: bool = False,
+    study: StudyInfo | None = None,
 ) -> dict[str, Path]:
     """Write ``frame`` as ``DIRECTORY/<name>.<format>`` for each format; returns format → path.
 
     ``formats`` are from :data:`FORMATS`; ``csv`` also writes ``<name>.codebook.csv`` (key
     ``csv_codebook``). Every format is checked before any file is written, so a dataset that one
     format cannot hold raises :class:`ExportError` (listing every problem) and writes nothing.
-    ``created`` is the timestamp stamped into XPT, SAV and DTA headers (default
-    :data:`DEFAULT_CREATED`), so identical inputs give identical bytes.
+    ``created`` is the timestamp stamped into XPT, SAV and DTA headers and Dataset-JSON (default
+    :data:`DEFAULT_CREATED`), so identical inputs give identical bytes; ``study`` names the study in
+    Dataset-JSON (``studyOID``, ``metaDataVersionOID``).
     """
     ds = make_dataset(frame, labels, value_labels, dataset_label, types)
     return _write_ds(
-        ds, Path(directory), name, _formats(formats), created or DEFAULT_CREATED, xpt_ascii_only
+        ds, Path(directory), name, _formats(formats), created or DEFAULT_CREATED, xpt_ascii_only, study
     )
 
 
@@ -814,6 +956,7 @@ def _write_ds(
     formats: list[str],
     created: dt.datetime,
     ascii_only: bool,
+    study: StudyInfo | None = None,
 ) -> dict[str, Path]:
     if not name or "/" in name or "\\" in name or name.startswith("."):
         raise ExportError(f"Dataset name {name!r} cannot be a file name.")
@@ -826,8 +969,10 @@ def _write_ds(
     _raise_if(problems, "/".join(f for f in formats if f in checks), name)
     paths: dict[str, Path] = {}
     for fmt in formats:
-        target = directory / f"{name}.{fmt}"
-        if fmt == "parquet":
+        target = directory / f"{name}.{extension(fmt)}"
+        if fmt in ("datasetjson", "ndjson"):
+            _write_datasetjson(ds, name, target, study, created, ndjson=fmt == "ndjson")
+        elif fmt == "parquet":
             _write_parquet(ds, name, target)
         elif fmt == "csv":
             paths["csv_codebook"] = directory / f"{name}.codebook.csv"
@@ -861,20 +1006,45 @@ def _md_cell(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
 
 
+def _origin(ds: Dataset, col: str) -> tuple[str, str]:
+    """(origin, derivation or source) of a column from the dataset's metadata ('' when unknown)."""
+    variable = ds.metadata.variable(col) if ds.metadata is not None else None
+    if variable is None:
+        return "", ""
+    return variable.origin, variable.derivation or variable.source or ""
+
+
 def _codebook_md(datasets: Mapping[str, Dataset]) -> str:
     lines = ["# Codebook", ""]
     for name, ds in datasets.items():
         lines.append(f"## {name}" + (f": {_md_cell(ds.label)}" if ds.label else ""))
-        lines += ["", f"{len(ds.frame)} rows, {len(ds.types)} columns.", ""]
-        lines += ["| Column | Label | Type | Value labels |", "|---|---|---|---|"]
+        lines += ["", f"{len(ds.frame)} rows, {len(ds.types)} columns."]
+        meta = ds.metadata
+        if meta is not None:
+            if meta.structure:
+                lines[-1] += f" {_md_cell(meta.structure)}" + (f"; keys {', '.join(meta.keys)}." if meta.keys else ".")
+            if meta.description:
+                lines += ["", _md_cell(meta.description)]
+        lines += ["", "| Column | Label | Type | Value labels | Origin | Derivation |", "|---|---|---|---|---|---|"]
         for col, kind in ds.types.items():
             codes = "; ".join(
                 f"`{_md_cell(str(c))}` = {_md_cell(str(t))}"
                 for c, t in ds.value_labels.get(col, {}).items()
             )
+            origin, how = _origin(ds, col)
             lines.append(
-                f"| {_md_cell(col)} | {_md_cell(ds.labels.get(col, ''))} | {kind} | {codes} |"
+                f"| {_md_cell(col)} | {_md_cell(ds.labels.get(col, ''))} | {kind} | {codes} | {origin} | {_md_cell(how)} |"
             )
+        if meta is not None and meta.parameters:
+            present = set(ds.frame[meta.parameter_variable].dropna()) if meta.parameter_variable in ds.frame else set()
+            lines += ["", f"Parameters ({meta.parameter_variable}):", "",
+                      "| PARAMCD | PARAM | PARAMN | Unit | Derivation | Records |", "|---|---|---|---|---|---|"]
+            counts = ds.frame[meta.parameter_variable].value_counts() if present else {}
+            for param in meta.parameters:
+                lines.append(
+                    f"| {_md_cell(param.paramcd)} | {_md_cell(param.param)} | {param.paramn} | "
+                    f"{_md_cell(param.unit or '')} | {_md_cell(param.derivation)} | {int(counts.get(param.paramcd, 0))} |"
+                )
         lines.append("")
     return "\n".join(lines)
 
@@ -888,18 +1058,27 @@ def _codebook_xlsx(datasets: Mapping[str, Dataset], created: dt.datetime) -> byt
     book = Workbook()
     sheet = book.active
     sheet.title = "Datasets"
-    sheet.append(["dataset", "label", "rows", "columns"])
+    sheet.append(["dataset", "label", "rows", "columns", "structure", "keys", "description"])
     for name, ds in datasets.items():
-        sheet.append([cell(name), cell(ds.label), len(ds.frame), len(ds.types)])
+        meta = ds.metadata
+        sheet.append([cell(name), cell(ds.label), len(ds.frame), len(ds.types),
+                      cell(meta.structure if meta else ""), cell(", ".join(meta.keys) if meta else ""),
+                      cell(meta.description if meta else "")])
     variables = book.create_sheet("Variables")
-    variables.append(["dataset", "column", "label", "type"])
+    variables.append(["dataset", "column", "label", "type", "origin", "derivation"])
     codes = book.create_sheet("Value labels")
     codes.append(["dataset", "column", "code", "label"])
+    parameters = book.create_sheet("Parameters")
+    parameters.append(["dataset", "PARAMCD", "PARAM", "PARAMN", "unit", "derivation"])
     for name, ds in datasets.items():
         for col, kind in ds.types.items():
-            variables.append([cell(name), cell(col), cell(ds.labels.get(col, "")), kind])
+            origin, how = _origin(ds, col)
+            variables.append([cell(name), cell(col), cell(ds.labels.get(col, "")), kind, origin, cell(how)])
             for code, text in ds.value_labels.get(col, {}).items():
                 codes.append([cell(name), cell(col), cell(_json_code(code)), cell(str(text))])
+        for param in ds.metadata.parameters if ds.metadata is not None else ():
+            parameters.append([cell(name), cell(param.paramcd), cell(param.param), param.paramn,
+                               cell(param.unit or ""), cell(param.derivation)])
     for ws in book.worksheets:
         ws.freeze_panes = "A2"
     book.properties.creator = "trialkit"
@@ -1061,8 +1240,10 @@ def write_output_set(
     extra: Mapping[str, Any] | None = None,
     xpt_ascii_only: bool = False,
     kind: str = "output set",
+    study: StudyInfo | None = None,
 ) -> dict[str, Any]:
-    """Write every dataset in every format, the codebooks and ``manifest.json``, replacing DIR whole.
+    """Write every dataset in every format, the codebooks, ``define.xml`` (with ``study``) and
+    ``manifest.json``, replacing DIR whole.
 
     Files go to a fresh ``DIR.tmp-XXXX`` beside DIR; when all are written, DIR is renamed to
     ``DIR.old-XXXX``, the staging directory to DIR, and the old one removed. A failure or interrupt
@@ -1075,7 +1256,9 @@ def write_output_set(
     (inputs, versions) is merged in. Every set holds the marker file ``.trialkit-output`` (listed in
     the manifest like the others), which tells :mod:`trialkit.outputs` that trialkit made the folder
     and may replace it; ``kind`` is written into it. Leftovers of killed runs beside DIR are removed
-    first (:func:`remove_leftovers`). Returns the manifest.
+    first (:func:`remove_leftovers`). With ``study`` (:class:`trialkit.metadata.StudyInfo`) the set
+    also holds ``define.xml`` (Define-XML 2.1, :mod:`trialkit.define`) describing every dataset,
+    whose OIDs the Dataset-JSON files use. Returns the manifest.
     """
     resolved = {name: _as_dataset(value) for name, value in datasets.items()}
     wanted = _formats(formats)
@@ -1105,8 +1288,12 @@ def write_output_set(
         _write_bytes(staging / OUTPUT_MARKER,
                      (json.dumps({"kind": kind, "written_by": "trialkit"}, sort_keys=True) + "\n").encode())
         for name, ds in resolved.items():
-            _write_ds(ds, staging, name, wanted, stamp, xpt_ascii_only)
+            _write_ds(ds, staging, name, wanted, stamp, xpt_ascii_only, study)
         write_codebook(resolved, staging / "codebook.xlsx", staging / "codebook.md", created=stamp)
+        if study is not None:
+            from trialkit.define import define_xml
+
+            _write_bytes(staging / DEFINE_FILE, define_xml(resolved, study, created=stamp, formats=wanted))
         files = {
             path.name: {"sha256": _sha256(path), "size": path.stat().st_size}
             for path in sorted(staging.iterdir())

@@ -12,9 +12,10 @@ archive, so that what is pooled is exactly what was validated. It is all or noth
 3. with ``randlist`` (unblinding), the list must match the randomisations record for record and
    name only the study's arms (:func:`check_randomisation`);
 
-and only then are the forms stacked, the study's analysis datasets derived (its ``analysis``
+and only then are the forms stacked, their missing-value reasons gathered into the ``reasons``
+dataset (:mod:`trialkit.reasons`), the study's analysis datasets derived (its ``analysis``
 plug-in, :mod:`trialkit.study.plugins`; a study without one pools its forms only) and everything
-written with :func:`trialkit.export.write_output_set`: atomically (an interrupted pool leaves the
+written with :func:`trialkit.export.write_output_set`, with ``define.xml`` (:mod:`trialkit.define`): atomically (an interrupted pool leaves the
 previous output complete; the leftovers of a killed run are removed by the next one),
 deterministically (the same inputs give byte-identical files) and with a ``manifest.json`` naming
 every input per site and form (submission, rows, files, sha256, the protocol version it was
@@ -138,6 +139,15 @@ def form_value_labels(study: Study, code: str, columns: Iterable[str]) -> dict[s
             if any(code != decode for code, decode in codes):
                 result[column] = {code: decode for code, decode in codes}
     return result
+
+
+def study_info(study: Study) -> Any:
+    """What define.xml and Dataset-JSON say about the study (:class:`trialkit.metadata.StudyInfo`)."""
+    from trialkit.metadata import StudyInfo
+
+    return StudyInfo(oid=study.id, name=study.id, description=study.title,
+                     protocol_name=f"{study.id} protocol version {study.protocol_version}",
+                     metadata_version=str(study.protocol_version), source_version=__version__)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -331,6 +341,9 @@ def pool(
         progress("deriving the analysis datasets", total - 2, total)
 
     from trialkit.export import make_dataset, write_output_set
+    from trialkit.metadata import form_metadata
+    from trialkit.reasons import DATASET as REASONS
+    from trialkit.reasons import missing_reasons
     from trialkit.study.plugins import derive_datasets
 
     analysis = derive_datasets(study, forms, randlist=arms,
@@ -344,8 +357,13 @@ def pool(
                 labels=form_labels(study, code, frame.columns),
                 value_labels=form_value_labels(study, code, frame.columns),
                 dataset_label=study.form(code).export_label,
+                metadata=form_metadata(study, code, frame.columns),
             )
+    # Every ND/NK/NA a site typed, recoverable in every format (trialkit.reasons).
+    datasets[REASONS] = make_dataset(missing_reasons(per_site, study))
     for name, frame in analysis.items():
+        if name.lower() in datasets:
+            raise TrialkitError(f"{study.id}: the analysis dataset {name} has the name of a pooled dataset; rename it")
         datasets[name.lower()] = make_dataset(frame, dataset_label=frame.attrs.get("dataset_label") or name)
 
     used: dict[int, list[str]] = {}
@@ -390,7 +408,7 @@ def pool(
         )
     if progress:
         progress(f"writing {', '.join(formats)}", total - 1, total)
-    manifest = write_output_set(datasets, out_dir, formats, extra=extra,
+    manifest = write_output_set(datasets, out_dir, formats, extra=extra, study=study_info(study),
                                 kind="unblinded pooled output set" if arms is not None else "pooled output set")
     if progress:
         progress("done", total, total)

@@ -7,7 +7,7 @@ import click
 from trialkit.commands.options import load_with_workspace, progress_bar, quiet_option, study_option
 from trialkit.commands.workspace_options import operator_option, workspace_option
 
-FORMAT_CHOICES = ("parquet", "csv", "xpt", "sav", "dta")
+FORMAT_CHOICES = ("parquet", "csv", "xpt", "sav", "dta", "datasetjson", "ndjson")
 
 
 def _formats(value: str) -> list[str]:
@@ -25,7 +25,8 @@ def _formats(value: str) -> list[str]:
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Output folder (default: WORKSPACE/pooled, or WORKSPACE/pooled-LABEL with --freeze).")
 @click.option("-f", "--formats", default="parquet,csv", show_default=True,
-              help="Comma-separated: parquet, csv, xpt, sav, dta.")
+              help="Comma-separated: parquet, csv, xpt, sav, dta, datasetjson (CDISC Dataset-JSON v1.1, .json), "
+              "ndjson (Dataset-JSON as NDJSON).")
 @click.option("--unblind", "randlist", type=click.Path(exists=True, dir_okay=False), default=None,
               help="The unblinded randomization list (CSV with RANDNO,ARM): adds ARM to ADSL; recorded in the "
               "audit log. Needs -o outside the workspace; the list must match the randomised subjects "
@@ -42,8 +43,9 @@ def command(out_dir, formats, randlist, freeze_label, operator, workspace, study
     Verifies the workspace first (as `trialkit verify`), then re-imports each site's current data,
     form by form, from the archive: any error, or any record other than those accepted, stops the
     pool (exit code 3) naming site, submission, form and file, and the previous output stays
-    complete. Then stacks the forms, derives the study's analysis datasets (its analysis programs;
-    a study without them pools its forms only), and writes them atomically with codebooks and a
+    complete. Then stacks the forms, gathers every ND/NK/NA a site typed into the reasons dataset,
+    derives the study's analysis datasets (its analysis programs; a study without them pools its
+    forms only), and writes them atomically with codebooks, define.xml (Define-XML 2.1) and a
     manifest.json naming every input (per site and form: submission, rows, files, sha256, protocol
     version) and every output's sha256. Rebuilding from the same inputs gives byte-identical files.
     Without --unblind no output holds the arm; with it, ARM must be one of the study's arms. -o may
