@@ -12,7 +12,8 @@ unblinded pool). ANAKINRA is also a drug code of the PT and CM codelists, so it 
 legitimately; PLACEBO may not. The search reads what a person or a program would read: every cell,
 column name, label, value label and metadata string, and the decompressed XML of xlsx files — a raw
 byte search would miss text inside compressed Parquet or xlsx. Positive controls prove the search
-finds the arm where it must be: in ADSL of the unblinded pool, and only there.
+finds the arm where it must be: in the unblinded pool's ADSL (ARM, TRT01P/TRT01A ...), ADAE (TRTA)
+and the define.xml that describes them, and only there.
 
 Isolation: a per-site output (``queries --site 01 -o``, ``validate --site 01 -f xlsx`` of a file that
 also holds a record of site 07, ``report --site 01``) contains no other site's subject id or
@@ -40,7 +41,7 @@ from trialkit.ledger import open_workspace
 from .test_deviations import clean_subject
 from .upload_builder import write_upload
 
-FORMATS = "parquet,csv,xpt,sav,dta"
+FORMATS = "parquet,csv,xpt,sav,dta,datasetjson,ndjson"
 DATA_CUT = "2024-04-12"
 ARM_COLUMN = re.compile(r"^(ARM|ARMCD|ARMN|ACTARM|ACTARMCD|TRT\d\d[PA]N?|TRTP|TRTA|TRTPN|TRTAN)$", re.IGNORECASE)
 ARM_VALUE = "PLACEBO"
@@ -196,27 +197,31 @@ def test_blinded_pool_holds_no_arm_in_any_format(trial):
     out = trial / "pooled"
     files = sorted(p for p in out.iterdir() if p.is_file())
     suffixes = {p.suffix for p in files}
-    assert {".parquet", ".csv", ".xpt", ".sav", ".dta", ".xlsx", ".md", ".json"} <= suffixes
-    assert len([p for p in files if p.name.startswith("adsl.")]) == 6  # 5 formats + csv codebook
+    assert {".parquet", ".csv", ".xpt", ".sav", ".dta", ".xlsx", ".md", ".json", ".ndjson", ".xml"} <= suffixes
+    assert len([p for p in files if p.name.startswith("adsl.")]) == 8  # 7 formats + csv codebook
     assert {p.name: arm_findings(p) for p in files if arm_findings(p)} == {}
     assert json.loads((out / "manifest.json").read_text())["unblinded"] is False
 
 
-def test_unblinded_pool_has_the_arm_in_adsl_only_and_records_the_operator(trial):
+def test_unblinded_pool_has_the_arm_in_adsl_and_adae_only_and_records_the_operator(trial):
     out = trial / "unblinded"
     for fmt in ("parquet", "csv", "xpt", "sav", "dta"):
         adsl = out / f"adsl.{fmt}"
-        assert "ARM" in columns(adsl), adsl.name
+        assert {"ARM", "TRT01P", "TRT01PN", "TRT01A", "TRT01AN"} <= set(columns(adsl)), adsl.name
         assert any(ARM_VALUE in t for t in texts(adsl)), adsl.name  # the search sees the arm
+        assert {"TRTA", "TRTAN"} <= set(columns(out / f"adae.{fmt}")), fmt
+    assert ARM_VALUE in (out / "adsl.json").read_text(encoding="utf-8")
+    # define.xml describes the treatment variables with their codelist (the study's arms).
+    assert 'OID="IT.ADSL.TRT01P"' in (out / "define.xml").read_text(encoding="utf-8")
     for path in sorted(out.iterdir()):
-        if path.name.startswith("adsl."):
+        if path.name.startswith(("adsl.", "adae.")) or path.name == "define.xml":
             continue
         if path.name.startswith("codebook."):  # describes ADSL's ARM column, never its values
             assert not [t for t in texts(path) if ARM_VALUE in t], path.name
             if path.suffix == ".xlsx":
                 book = openpyxl.load_workbook(path)
                 rows = [r for r in book["Variables"].iter_rows(min_row=2, values_only=True) if ARM_COLUMN.match(str(r[1]))]
-                assert rows and {r[0] for r in rows} == {"adsl"}
+                assert rows and {r[0] for r in rows} == {"adsl", "adae"}
             continue
         assert arm_findings(path) == [], path.name
     assert json.loads((out / "manifest.json").read_text())["unblinded"] is True

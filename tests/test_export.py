@@ -336,8 +336,8 @@ def test_codebook_xlsx_and_md(tmp_path: Path) -> None:
     )
     book = load_workbook(tmp_path / "cb.xlsx")
     variables = list(book["Variables"].values)
-    assert variables[0] == ("dataset", "column", "label", "type")
-    assert ("adsl", "RANDDT", "Date of randomisation", "date") in variables
+    assert variables[0] == ("dataset", "column", "label", "type", "origin", "derivation")
+    assert ("adsl", "RANDDT", "Date of randomisation", "date", None, None) in variables
     assert list(book["Value labels"].values)[1:] == [
         ("adsl", "SEX", "M", "Male"),
         ("adsl", "SEX", "F", "Female"),

@@ -138,7 +138,11 @@ def test_the_workspace_remembers_its_study(run):
 def test_pool_writes_the_forms_and_the_study_analysis_dataset(run):
     pooled = run["ws"] / "pooled"
     names = sorted(p.name for p in pooled.glob("*.parquet"))
-    assert names == ["adbp.parquet", "dosing.parquet", "enrol.parquet", "vitals.parquet"]
+    # The forms, the study's analysis dataset and the engine's missing-value reasons (none here).
+    assert names == ["adbp.parquet", "dosing.parquet", "enrol.parquet", "reasons.parquet", "vitals.parquet"]
+    assert pd.read_parquet(pooled / "reasons.parquet").empty
+    # define.xml describes a study without analysis metadata too (its own labels, no ADaM class).
+    assert "IG.ADBP" in (pooled / "define.xml").read_text(encoding="utf-8")
     adbp = pd.read_parquet(pooled / "adbp.parquet").set_index("SUBJID")
     # Month 3 systolic: 136 + 6·n → 142 and 148; baseline 158; target < 140 → neither controlled.
     assert adbp.loc["101-0001", "M3SBP"] == 142.0 and adbp.loc["101-0001", "CHGSBP"] == -16.0

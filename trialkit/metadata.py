@@ -10,7 +10,7 @@ a :class:`DatasetMeta` in ``frame.attrs["metadata"]`` (see :func:`attach`), with
 
 Origins are the Define-XML 2.1 origin types: ``Collected`` (as the site typed it), ``Derived``
 (computed; ``derivation`` says how), ``Assigned`` (set by the sponsor or the program, e.g. a
-constant), ``Predecessor`` (copied from another dataset; ``source`` names it, e.g. ``ADSL.AGEGR1``),
+constant), ``Predecessor`` (copied from another dataset; ``source`` names it, e.g. ``ADSL.AGE``),
 ``Protocol``.
 """
 

@@ -63,9 +63,9 @@ def derive_var_ablfl(
     """The baseline record flag: ``"Y"`` on the first row per ``by`` (in ``order``) among the rows
     where ``is_baseline`` holds and ``value`` is not missing; NA elsewhere (an ADaM record flag).
 
-    >>> bds = pd.DataFrame({"USUBJID": ["S1"] * 3, "PARAMCD": ["P"] * 3, "VISIT": ["SCR", "D1", "W4"],
+    >>> bds = pd.DataFrame({"USUBJID": ["S1"] * 3, "PARAMCD": ["P"] * 3, "VISIT": ["PRE", "BASE", "WEEK2"],
     ...     "AVAL": [1.0, 2.0, 3.0]})
-    >>> derive_var_ablfl(bds, by=["USUBJID", "PARAMCD"], is_baseline=bds["VISIT"].eq("D1"))["ABLFL"].tolist()
+    >>> derive_var_ablfl(bds, by=["USUBJID", "PARAMCD"], is_baseline=bds["VISIT"].eq("BASE"))["ABLFL"].tolist()
     [<NA>, 'Y', <NA>]
     """
     result = frame.copy()
