@@ -17,10 +17,14 @@ everything generic.
     ``derive_datasets(study, forms, *, randlist=None, deviations=None, data_cut=None)
     -> {name: DataFrame}`` — the study's analysis datasets from the pooled, typed forms (form code ->
     frame). ``randlist`` is the unblinded randomization list (``RANDNO``, ``ARM``; only with
-    ``trialkit pool --unblind``), ``deviations`` the recorded protocol deviations (``SUBJID``, ``CODE``,
-    ``class``). Each frame carries its variable labels in ``frame.attrs["labels"]`` and its dataset
-    label in ``frame.attrs["dataset_label"]``. Names are upper case, at most 8 characters. A study
-    without it pools its forms only.
+    ``trialkit pool --unblind``), ``deviations`` the protocol deviations (``SUBJID``, ``CODE``,
+    ``class``; from the deviation log also its ``status``: only ``confirmed`` ones are established).
+    Each frame carries its variable labels in ``frame.attrs["labels"]`` and its dataset label in
+    ``frame.attrs["dataset_label"]``; optionally its :class:`trialkit.metadata.DatasetMeta` in
+    ``frame.attrs["metadata"]`` (origins, derivations, codelists, keys, parameters: what define.xml,
+    Dataset-JSON, the codebook and the SAV/DTA value labels are made of — set it with
+    :func:`trialkit.metadata.attach`). Names are upper case, at most 8 characters. A study without
+    it pools its forms only.
 ``demo``
     ``run_demo(folder, *, study, seed=None, progress=None, workers=None) -> trialkit.demo.DemoResult``
     — writes a synthetic study into ``folder`` and runs it through the pipeline (``trialkit demo``);
@@ -79,7 +83,7 @@ def derive_datasets(
 
     >>> from trialkit.study import load_study
     >>> sorted(derive_datasets(load_study(), {}))
-    ['ADAE', 'ADEFF', 'ADSL']
+    ['ADAE', 'ADEFF', 'ADLB', 'ADSL', 'ADTTE']
     """
     found = _function(study, "analysis", "derive_datasets")
     if found is None:
