@@ -316,17 +316,27 @@ def test_r_haven_reads_labels_and_value_labels_of_the_analysis_datasets(pooled):
         vls <- if (is.null(vl)) "" else paste(paste0(vl, "=", names(vl)), collapse = ";")
         cat(basename(path), v, lab, vls, sep = "\t"); cat("\n")
       }
+      if (grepl("^reasons", basename(path))) {
+        for (i in seq_len(nrow(d))) {
+          cat("ROW", basename(path), d$SITEID[i], d$FORM[i], d$VISIT[i], d$VARIABLE[i], as.character(d$REASON[i]), sep = "\t")
+          cat("\n")
+        }
+      }
     }
     """
     files = [str(pooled / f"{name}.{fmt}") for name in ANALYSIS for fmt in ("sav", "dta", "xpt")]
-    files.append(str(pooled / "reasons.sav"))
+    files += [str(pooled / f"reasons.{fmt}") for fmt in ("sav", "dta", "xpt")]
     result = subprocess.run(["Rscript", "-e", script, *files], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     lines = [line.split("\t") for line in result.stdout.splitlines()]
     dataset_labels = {r[1]: r[2] for r in lines if r[0] == "FILE"}
+    # Every planted reason, read back by haven from each format.
+    for fmt in ("sav", "dta", "xpt"):
+        rows = {tuple(r[3:7]) for r in lines if r[0] == "ROW" and r[1] == f"reasons.{fmt}" and r[2] == "01"}
+        assert rows == PLANTED, fmt
     assert dataset_labels["adsl.sav"] == "Subject-Level Analysis Dataset"
     assert dataset_labels["adlb.dta"] == "Laboratory Analysis Dataset"
-    variables = {(r[0], r[1]): (r[2], r[3] if len(r) > 3 else "") for r in lines if r[0] != "FILE"}
+    variables = {(r[0], r[1]): (r[2], r[3] if len(r) > 3 else "") for r in lines if r[0] not in ("FILE", "ROW")}
     for name in ANALYSIS:
         for fmt in ("sav", "dta", "xpt"):
             unlabelled = [v for (f, v), (label, _) in variables.items() if f == f"{name}.{fmt}" and not label]
@@ -336,3 +346,34 @@ def test_r_haven_reads_labels_and_value_labels_of_the_analysis_datasets(pooled):
     assert variables[("adtte.sav", "CNSR")][1] == "0=Event;1=Censored"
     assert variables[("adlb.sav", "ANRIND")][1].startswith("LOW=Below the lower limit")
     assert variables[("reasons.sav", "REASON")][1] == "ND=Not done;NK=Not known;NA=Not applicable"
+
+
+# ------------------------------------------------------------------------------------------------
+# The demo study (135 subjects, a year of visits): the defects of issue 16 are gone at scale
+
+
+def test_the_demo_pool_is_bds_clean_with_open_courses_and_reasons(demo_run):
+    folder, _ = demo_run
+    pooled = folder / "workspace" / "pooled"
+    adsl = pq.read_table(pooled / "adsl.parquet").to_pandas()
+    ongoing = adsl[adsl["TRTONGFL"] == "Y"]
+    assert len(ongoing) > 0 and ongoing["TRTEDT"].isna().all()
+    assert adsl.loc[adsl["TRTONGFL"] == "N", "TRTEDT"].notna().all()
+    cut = adsl["DCUTDT"].iloc[0]
+    assert (ongoing["TRTDURD"] == [(cut - d).days + 1 for d in ongoing["TRTSDT"]]).all()
+    adeff = pq.read_table(pooled / "adeff.parquet").to_pandas()
+    assert not (adeff["AVAL"].isna() & adeff["AVALC"].isna()).any()
+    assert not adeff[["AVALC", "ABLFL", "CRIT1FL", "DTYPE"]].isin([""]).any().any()
+    assert adeff.loc[adeff["AVISITN"] <= 1, ["CHG", "PCHG"]].isna().all().all()
+    keys = adeff[["USUBJID", "PARAMN", "AVISITN"]]
+    assert keys.equals(keys.sort_values(["USUBJID", "PARAMN", "AVISITN"], kind="stable").reset_index(drop=True))
+    # Every randomised or dosed subject has the primary endpoint at W4 (observed or imputed).
+    primary = adeff[(adeff["PARAMCD"] == "AACRP30") & (adeff["AVISIT"] == "W4")]
+    assert set(primary["SUBJID"]) == set(adsl.loc[(adsl["RANDFL"] == "Y") | (adsl["SAFFL"] == "Y"), "SUBJID"])
+    # The CHAQ items a site gave as NA are blanks in the form and rows of the reasons dataset.
+    reasons = pq.read_table(pooled / "reasons.parquet").to_pandas()
+    chaq = pq.read_table(pooled / "chaq.parquet").to_pandas()
+    coded = reasons[(reasons["FORM"] == "CHAQ") & (reasons["REASON"] == "NA")]
+    assert len(coded) > 0
+    cells = chaq.merge(coded, on=["SITEID", "SUBJID", "VISIT"])
+    assert all(pd.isna(row[row["VARIABLE"]]) for _, row in cells.iterrows())
