@@ -49,8 +49,10 @@ def test_blank_study_runs_the_whole_pipeline(tmp_path):
     for step in steps:
         result = invoke(*step)
         assert result.exit_code == 0, (step, result.output)
-    # No analysis programs: the pool holds the forms only.
-    assert sorted(p.name for p in (ws / "pooled").glob("*.parquet")) == ["enrol.parquet", "obs.parquet"]
+    # No analysis programs: the pool holds the forms (and the engine's missing-value reasons) only.
+    assert sorted(p.name for p in (ws / "pooled").glob("*.parquet")) == ["enrol.parquet", "obs.parquet",
+                                                                        "reasons.parquet"]
+    assert (ws / "pooled" / "define.xml").is_file()
     assert "NT-1 — data-quality report" in (tmp_path / "r.html").read_text(encoding="utf-8")
     unblind = tmp_path / "arms.csv"
     unblind.write_text("RANDNO,ARM\nR1,A\n")
