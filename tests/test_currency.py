@@ -315,7 +315,7 @@ def test_a_schema_1_ledger_is_migrated_on_open_and_keeps_its_current_data(tmp_pa
     ws_path = v1_workspace(tmp_path, study, first)
     ws = open_workspace(ws_path)
     with sqlite3.connect(ws_path / LEDGER_FILE) as connection:
-        assert connection.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert connection.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
         assert connection.execute("SELECT name FROM sqlite_master WHERE name = 'current'").fetchall() == []
     forms = ws.current_forms()["01"]
     assert set(forms) == set(study.forms) and set(forms.values()) == {1}

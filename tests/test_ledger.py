@@ -98,7 +98,7 @@ def test_init_creates_ledger_archive_and_settings(tmp_path):
     assert ws.study_id == "ANK-SJIA-01"
     with sqlite3.connect(ws.path / LEDGER_FILE) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert connection.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert connection.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
     assert [a["action"] for a in ws.audit()] == ["workspace-created"]
     assert ws.log() == [] and ws.queries() == [] and ws.current_submissions() == {}
 
@@ -436,7 +436,7 @@ def test_orphaned_archive_file_is_harmless(ws, files, monkeypatch):
     def crash(*args, **kwargs):
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr("trialkit.ledger._track_queries", crash)
+    monkeypatch.setattr("trialkit.lifecycle.track_queries", crash)
     with pytest.raises(RuntimeError):
         submit(ws, [path], "01", report(finding("Q-A")))
     assert ws.log() == [] and ws.queries() == []

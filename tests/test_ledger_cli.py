@@ -211,7 +211,8 @@ def test_queries_text_and_csv(two_sites):
     table = run("queries", "-f", "csv", "--status", "open")
     assert table.exit_code == 0
     rows = table.stdout.splitlines()
-    assert rows[0] == "query_id,site,status,age_days,severity,code,subject,form,visit,variable,value,message,response"
+    assert rows[0] == ("query_id,site,status,age_days,severity,code,subject,form,visit,variable,value,message,response,"
+                       "site_comment,status_by,status_reason")
     assert len(rows) == 4
     assert ",'=bad Q-A1," in rows[1]  # formula-like text neutralised
     assert run("queries", "--status", "resolved").stdout == "No queries.\n"
@@ -248,7 +249,7 @@ def test_query_workbooks_one_per_site_and_answers_read_back(two_sites, tmp_path)
     answers = run("queries", "--answers", str(path), "--operator", "dm.anna")
     assert answers.exit_code == 1
     assert answers.stdout == (
-        "site 01: 1 answer(s) stored, 1 refused, 1 row(s) without an answer\n"
+        "site 01: 1 answer(s) stored (1 now answered), 1 refused, 1 row(s) without an answer\n"
         "refused Q-B1: belongs to site 02, not 01\n"
     )
     by_id = {q["query_id"]: q for q in two_sites.queries()}

@@ -42,7 +42,7 @@ def test_only_the_sites_rows(tmp_path, report, study):
     assert list(rows[0]) == [name for name, _, _ in QUERY_COLUMNS]
     assert [r[2] for r in rows[1:]] == ["01-001", "01-002"]
     assert {r[1] for r in rows[1:]} == {"01"}
-    assert rows[1][-3:] == (None, None, None)  # the answer columns are empty
+    assert rows[1][-6:] == (None,) * 6  # the answer columns (site, then data manager) are empty
     assert rows[1][15] == 5  # ROW
 
 
@@ -56,7 +56,7 @@ def test_frozen_header_filter_fill_and_unlocked_answers(tmp_path, report):
     path = write_query_workbook(report, tmp_path / "q.xlsx", site="01", generated_at=GENERATED)
     sheet = load_workbook(path)["Queries"]
     assert sheet.freeze_panes == "A2"
-    assert sheet.auto_filter.ref == "A1:S3"
+    assert sheet.auto_filter.ref == "A1:V3"
     assert sheet["A2"].fill.start_color.rgb.endswith("FFC7CE")  # error
     assert sheet["A3"].fill.start_color.rgb.endswith("FFE699")  # warning
     assert sheet.protection.sheet is True

@@ -25,15 +25,17 @@ from trialkit.study.paths import ENV_STUDY
 # name -> (module under trialkit.commands, one-line description shown by --help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "codes": ("codes", "List every finding code: the engine's catalogue and the study's rules."),
+    "cut": ("cut", "Show or set the study-wide data cut that validate and submit use."),
     "demo": ("demo", "Run the whole job on a synthetic study: uploads, ledger, pool, report."),
     "dictionary": ("dictionary", "Write the data dictionary (xlsx, csv, json or md)."),
+    "deviations": ("deviations", "The deviation log: every protocol deviation detected; confirm or dismiss."),
     "diff": ("diff", "Show the records a site's upload adds, removes and changes, per form."),
     "freeze": ("freeze", "Record a named, immutable snapshot of the current data (e.g. a database lock)."),
     "init": ("init", "Create a workspace: the submissions ledger and the raw-upload archive."),
     "inspect": ("inspect", "Show what FILE holds: format, encoding, sheets or dataset, columns, forms, file problems."),
     "log": ("log", "Show submissions per site and the audit trail."),
     "pool": ("pool", "Pool every site's current accepted data into analysis datasets."),
-    "queries": ("queries", "List open and resolved queries with their age; read back a site's answers."),
+    "queries": ("queries", "List queries by state, site, code and age; read back answers; close, reopen."),
     "report": ("report", "Write the HTML data-quality report (self-contained, works offline)."),
     "study": ("study", "Start or check a study definition: study new DIR, study check [DIR]."),
     "submit": ("submit", "Import, validate and record a site's upload in the ledger."),

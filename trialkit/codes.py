@@ -315,6 +315,15 @@ _ENGINE = (
        "A freeze names other data than the audit log had made current when it was recorded, or a "
        "submission that was not accepted.",
        "Restore the ledger from backup."),
+    _c("VERIFY-QUERY", "Query state not in the audit log", "error", "verify", "verify",
+       "A query's state (open, answered, closed, resolved) is not the one its audited transitions gave it "
+       "(submissions, answers read back, the data manager's close and reopen), or the ledger holds a query no "
+       "audit line opened, or lacks one that an audit line opened.",
+       "Restore the ledger from backup."),
+    _c("VERIFY-DEVIATION", "Deviation status not in the audit log", "error", "verify", "verify",
+       "An entry of the deviation log is not in the status (open, confirmed, resolved, dismissed) its audited "
+       "transitions gave it, or has no audit line that detected it, or an audited entry is missing.",
+       "Restore the ledger from backup."),
     _c("VERIFY-LEDGER", "Ledger database damaged", "error", "verify", "verify",
        "SQLite's own integrity or foreign-key check fails on ledger.sqlite.",
        "Restore the ledger from backup."),

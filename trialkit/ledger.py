@@ -64,8 +64,16 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from trialkit import lifecycle
 from trialkit.errors import TrialkitError, UsageError
 from trialkit.findings import Category, Finding, Report, Severity
+from trialkit.lifecycle import (
+    DEVIATIONS_TABLE,
+    QUERIES_TABLE,
+    DeviationChanges,
+    QueryChanges,
+    Transition,
+)
 from trialkit.records import SubmissionRecords
 from trialkit.safefiles import not_regular, open_regular, refusal_message
 
@@ -73,7 +81,7 @@ ENV_WORKSPACE = "TRIALKIT_WORKSPACE"
 WORKSPACE_FILE = "trialkit-workspace.toml"
 LEDGER_FILE = "ledger.sqlite"
 ARCHIVE_DIR = "archive"
-LEDGER_SCHEMA_VERSION = 2
+LEDGER_SCHEMA_VERSION = 3
 
 ACCEPTED = "accepted"
 ACCEPTED_WITH_WARNINGS = "accepted-with-warnings"
@@ -85,10 +93,6 @@ CURRENT_STATUSES = (ACCEPTED, ACCEPTED_WITH_WARNINGS)
 _SITE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 _EXT_PATTERN = re.compile(r"^[a-z0-9]{1,12}$")
 _SHA_PATTERN = re.compile(r"^[0-9a-f]{64}$")
-
-# Errors of these categories mean part of the data was never read or validated, so a query that is
-# absent from such a submission may only be absent because nobody looked: it is not resolved.
-_BLOCKING_CATEGORIES = (Category.FILE, Category.STRUCTURE)
 
 _SCHEMA = """
 CREATE TABLE schema_version (version INTEGER NOT NULL);
@@ -127,34 +131,6 @@ CREATE TABLE submission_files (
     archive_path TEXT NOT NULL,
     PRIMARY KEY (submission_id, sha256)
 );
-
-CREATE TABLE queries (
-    site TEXT NOT NULL,
-    query_id TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('open', 'resolved')),
-    first_submission INTEGER NOT NULL REFERENCES submissions(id),
-    last_seen_submission INTEGER NOT NULL REFERENCES submissions(id),
-    resolved_submission INTEGER REFERENCES submissions(id),
-    opened_at TEXT NOT NULL,
-    resolved_at TEXT,
-    severity TEXT NOT NULL,
-    code TEXT NOT NULL,
-    category TEXT,
-    subject TEXT,
-    form TEXT,
-    visit TEXT,
-    variable TEXT,
-    value TEXT,
-    message TEXT NOT NULL,
-    finding_json TEXT NOT NULL,
-    response TEXT,
-    responded_by TEXT,
-    response_date TEXT,
-    response_recorded_at TEXT,
-    response_recorded_by TEXT,
-    PRIMARY KEY (site, query_id)
-);
-CREATE INDEX queries_by_id ON queries(query_id);
 
 CREATE TABLE audit (
     seq INTEGER PRIMARY KEY,
@@ -229,6 +205,10 @@ CREATE TRIGGER submission_records_no_delete BEFORE DELETE ON submission_records
 BEGIN SELECT RAISE(ABORT, 'what a submission held cannot be deleted'); END;
 """
 
+# Added by ledger schema 3: query states (open, answered, closed, resolved) and the deviation log. The
+# queries table of schemas 1 and 2 is rebuilt by the migration (see :mod:`trialkit.lifecycle`).
+_SCHEMA_3 = QUERIES_TABLE + DEVIATIONS_TABLE
+
 # The hash before the first audit line of the chain (see :func:`chain_hash`).
 AUDIT_GENESIS = "0" * 64
 
@@ -251,27 +231,6 @@ class SubmissionFile:
     original_name: str
     format: str | None
     archive_path: str  # relative to the workspace folder
-
-
-@dataclass(frozen=True)
-class QueryChanges:
-    """What one submission did to the site's queries (lists of query ids)."""
-
-    new: tuple[str, ...] = ()
-    still_open: tuple[str, ...] = ()
-    resolved: tuple[str, ...] = ()
-    reopened: tuple[str, ...] = ()
-    tracked: bool = True  # False when a file/structure error stopped resolution
-
-    def to_dict(self) -> dict[str, Any]:
-        """Counts and ids, JSON-ready."""
-        return {
-            "new": list(self.new),
-            "still_open": list(self.still_open),
-            "resolved": list(self.resolved),
-            "reopened": list(self.reopened),
-            "resolution_checked": self.tracked,
-        }
 
 
 @dataclass(frozen=True)
@@ -309,6 +268,7 @@ class Submission:
     duplicate: bool = False
     action: str = "recorded"
     queries: QueryChanges = field(default_factory=QueryChanges)
+    deviations: DeviationChanges = field(default_factory=DeviationChanges)
     report_json: str = field(default="", repr=False)
     forms: dict[str, dict[str, int | None]] = field(default_factory=dict)
     current_forms: tuple[str, ...] = ()
@@ -352,18 +312,30 @@ class Submission:
 
 @dataclass(frozen=True)
 class AnswersResult:
-    """What :meth:`Workspace.record_answers` did with a filled query workbook."""
+    """What :meth:`Workspace.record_answers` did with a filled query workbook.
+
+    ``stored``: answers stored (new or changed); ``unchanged``: answers already stored as typed;
+    ``answered`` / ``closed`` / ``reopened``: the queries that moved to that state.
+    """
 
     site: str
     stored: tuple[str, ...]
     refused: tuple[tuple[str, str], ...]  # (query id as typed, reason)
-    blank: int  # rows with no answer typed
+    blank: int  # rows with nothing typed
+    unchanged: int = 0
+    answered: tuple[str, ...] = ()
+    closed: tuple[str, ...] = ()
+    reopened: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
         return {
             "site": self.site,
             "stored": list(self.stored),
+            "unchanged": self.unchanged,
+            "answered": list(self.answered),
+            "closed": list(self.closed),
+            "reopened": list(self.reopened),
             "refused": [{"query_id": q, "reason": r} for q, r in self.refused],
             "blank": self.blank,
         }
@@ -424,7 +396,7 @@ def init_workspace(path: str | os.PathLike[str], study_id: str | None = None, *,
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA foreign_keys=ON")
             connection.execute("BEGIN IMMEDIATE")
-            for statement in _statements(_SCHEMA + _SCHEMA_2):
+            for statement in _statements(_SCHEMA + _SCHEMA_2 + _SCHEMA_3):
                 connection.execute(statement)
             connection.execute("INSERT INTO schema_version (version) VALUES (?)", (LEDGER_SCHEMA_VERSION,))
             _audit(connection, created, operator or default_operator(), "workspace-created", None, None,
@@ -529,9 +501,9 @@ class Workspace:
             raise TrialkitError(
                 f"{self.ledger_path}: not a trialkit ledger ({exc}); restore it from backup"
             ) from exc
-        if row is not None and row[0] == 1:
+        if row is not None and row[0] in (1, 2):
             try:
-                self._migrate_from_1()
+                self._migrate(int(row[0]))
             except (sqlite3.Error, OSError) as exc:
                 raise TrialkitError(
                     f"{self.ledger_path}: this ledger was written by an earlier trialkit and could not be "
@@ -544,52 +516,39 @@ class Workspace:
                 f"{LEDGER_SCHEMA_VERSION}; use the trialkit version that created this workspace"
             )
 
-    def _migrate_from_1(self) -> None:
-        """Bring a schema-1 ledger to schema 2, in one audited transaction.
+    def _migrate(self, version: int) -> None:
+        """Bring a schema-1 or schema-2 ledger to schema 3, in one audited transaction.
 
-        Schema 1 kept one current submission per site; schema 2 keeps one per site and form. The
-        forms of every schema-1 submission are those its recorded report ran form checks on
-        (``schema:FORM``); their row counts and record keys were never recorded (NULL: pool then
-        checks re-imports for errors only, and a removal check re-imports that submission from the
-        archive). Every audit line gets its chain hash, and the archive folders become read-only.
+        From schema 1 (one current submission per site) to 2 (one per site and form): the forms of
+        every schema-1 submission are those its recorded report ran form checks on (``schema:FORM``);
+        their row counts and record keys were never recorded (NULL: pool then checks re-imports for
+        errors only, and a removal check re-imports that submission from the archive). Every audit
+        line gets its chain hash, and the archive folders become read-only.
+
+        From schema 2 to 3 (:func:`_upgrade_to_3`): the queries table takes the states answered and
+        closed (an open query with a stored answer becomes answered), and the deviation log is built
+        by replaying every recorded submission's report in order — so deviations that later uploads
+        resolved are in it, resolved. The ``ledger-migrated`` line records the states of every query
+        and deviation, the base from which ``trialkit verify`` replays later changes.
         """
         with self._transaction() as connection:
-            version = connection.execute("SELECT max(version) FROM schema_version").fetchone()[0]
-            if version != 1:  # another process migrated it while this one waited for the lock
+            found = connection.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+            if found != version:  # another process migrated it while this one waited for the lock
                 return
-            for statement in _statements(_SCHEMA_2):
-                connection.execute(statement)
-            for row in connection.execute("SELECT id, report_json FROM submissions ORDER BY id").fetchall():
-                for form in _report_forms(row["report_json"]):
-                    connection.execute(
-                        "INSERT INTO submission_forms (submission_id, form, n_rows, n_subjects, key_variables) "
-                        "VALUES (?, ?, NULL, NULL, '[]')", (row["id"], form))
-            pointers: dict[str, dict[str, int]] = {}
-            for row in connection.execute("SELECT site, submission_id, since FROM current ORDER BY site").fetchall():
-                forms = [r[0] for r in connection.execute(
-                    "SELECT form FROM submission_forms WHERE submission_id = ? ORDER BY form", (row["submission_id"],))]
-                for form in forms:
-                    connection.execute(
-                        "INSERT INTO current_forms (site, form, submission_id, since) VALUES (?, ?, ?, ?)",
-                        (row["site"], form, row["submission_id"], row["since"]))
-                pointers[row["site"]] = dict.fromkeys(forms, int(row["submission_id"]))
-            connection.execute("DROP TABLE current")
-            # The chain hashes are written once, here, around the append-only triggers.
-            connection.execute("ALTER TABLE audit ADD COLUMN chain TEXT")
-            connection.execute("DROP TRIGGER audit_no_update")
-            previous = AUDIT_GENESIS
-            for line in connection.execute("SELECT * FROM audit ORDER BY seq").fetchall():
-                previous = chain_hash(previous, line)
-                connection.execute("UPDATE audit SET chain = ? WHERE seq = ?", (previous, line["seq"]))
-            connection.execute(
-                "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, "
-                "'the audit log is append-only: audit rows cannot be updated'); END")
+            detail: dict[str, Any] = {"from": version, "to": LEDGER_SCHEMA_VERSION}
+            notes = []
+            if version == 1:
+                detail["current_forms"] = _upgrade_1_to_2(connection)
+                notes.append("current data kept per form; the forms of each earlier submission come from its "
+                             "recorded report (record keys and row counts were not recorded before)")
+            _upgrade_to_3(connection)
+            notes.append("query states open, answered, closed and resolved (an open query with a stored answer "
+                         "is answered); the deviation log rebuilt from every recorded submission")
+            detail["note"] = "; ".join(notes)
+            detail["queries_snapshot"] = lifecycle.snapshot(connection, "queries")
+            detail["deviations_snapshot"] = lifecycle.snapshot(connection, "deviations")
             connection.execute("UPDATE schema_version SET version = ?", (LEDGER_SCHEMA_VERSION,))
-            _audit(connection, _utc_text(), default_operator(), "ledger-migrated", None, None, {
-                "from": 1, "to": LEDGER_SCHEMA_VERSION, "current_forms": pointers,
-                "note": "current data kept per form; the forms of each earlier submission come from its "
-                        "recorded report (record keys and row counts were not recorded before)",
-            })
+            _audit(connection, _utc_text(), default_operator(), "ledger-migrated", None, None, detail)
         _make_read_only(self.path / ARCHIVE_DIR)
 
     def __repr__(self) -> str:
@@ -858,7 +817,10 @@ class Workspace:
                  for f in archived],
             )
             _insert_records(connection, submission_id, records)
-            queries = _track_queries(connection, site, submission_id, recorded, at, set(records.forms))
+            queries = lifecycle.track_queries(connection, site, submission_id, recorded, at, operator,
+                                              set(records.forms))
+            deviations = lifecycle.track_deviations(connection, site, submission_id, recorded, at, operator,
+                                                    set(records.forms))
             replaced: dict[str, int] = {}
             became = status in CURRENT_STATUSES
             if became:
@@ -878,9 +840,13 @@ class Workspace:
                 "removals_accepted": bool(removals) and became,
                 "warnings_accepted": bool(blocking["warning"]) and became,
                 "queries": {k: len(v) if isinstance(v, list) else v for k, v in queries.to_dict().items()},
+                "deviations": {k: len(v) for k, v in deviations.to_dict().items()},
+                "query_states": queries.states(site),
+                "deviation_states": deviations.states(site),
             })
             row = connection.execute("SELECT * FROM submissions WHERE id = ?", (submission_id,)).fetchone()
-            return _replace(self._submission(connection, row), queries=queries, changes=changes)
+            return _replace(self._submission(connection, row), queries=queries, deviations=deviations,
+                            changes=changes)
 
     def _compare_with_current(self, connection: sqlite3.Connection, site: str, records: SubmissionRecords,
                               study: Any) -> tuple[dict[str, dict[str, Any]], list[Finding]]:
@@ -1196,37 +1162,44 @@ class Workspace:
 
     # -- queries --------------------------------------------------------------------------------
 
-    def _query_rows(self, site: str | None, status: str | None) -> list[sqlite3.Row]:
-        if status in (None, "all"):
-            statuses: tuple[str, ...] = ("open", "resolved")
-        elif status in ("open", "resolved"):
-            statuses = (status,)
-        else:
-            raise UsageError(f"query status {status!r} is not one of open, resolved, all")
-        sql = "SELECT * FROM queries WHERE status IN (?, ?)"
-        args: list[Any] = [statuses[0], statuses[-1]]
+    def _query_rows(self, site: str | None, status: Any, code: str | None = None) -> list[sqlite3.Row]:
+        states = _states_asked(status, lifecycle.QUERY_STATES, "query state")
+        sql = f"SELECT * FROM queries WHERE status IN ({', '.join('?' * len(states))})"
+        args: list[Any] = list(states)
         if site is not None:
             sql += " AND site = ?"
             args.append(self.check_site(site))
+        if code is not None:
+            sql += " AND code = ?"
+            args.append(str(code).strip())
         sql += " ORDER BY site, status, opened_at, subject, form, visit, variable, query_id"
         with self._connect() as connection:
             return connection.execute(sql, args).fetchall()
 
-    def queries(self, site: str | None = None, status: str | None = None,
-                today: date | None = None) -> list[dict[str, Any]]:
-        """The queries (``status``: open, resolved or all/None), each with ``age_days``: days open
-        until ``today`` (UTC today by default), or until it was resolved."""
+    def queries(self, site: str | None = None, status: Any = None, today: date | None = None, *,
+                code: str | None = None, older_than: int | None = None) -> list[dict[str, Any]]:
+        """The queries, each with ``age_days``: days from when it was opened until ``today`` (UTC today
+        by default), or until it was resolved or closed.
+
+        ``status``: one state (``open``, ``answered``, ``closed``, ``resolved``), several, or
+        ``all``/None; ``code``: one finding code; ``older_than``: only queries older than that many
+        days.
+        """
         today = today or datetime.now(UTC).date()
         result = []
-        for row in self._query_rows(site, status):
+        for row in self._query_rows(site, status, code):
             item = {key: row[key] for key in row.keys() if key != "finding_json"}
             opened = date.fromisoformat(row["opened_at"][:10])
-            end = date.fromisoformat(row["resolved_at"][:10]) if row["resolved_at"] else today
+            ended = row["resolved_at"] if row["status"] == lifecycle.RESOLVED else (
+                row["status_at"] if row["status"] == lifecycle.CLOSED else None)
+            end = date.fromisoformat(ended[:10]) if ended else today
             item["age_days"] = max((end - opened).days, 0)
+            if older_than is not None and item["age_days"] <= older_than:
+                continue
             result.append(item)
         return result
 
-    def queries_report(self, site: str | None = None, status: str | None = "open") -> Report:
+    def queries_report(self, site: str | None = None, status: Any = "open") -> Report:
         """The queries as a :class:`Report` of their latest findings (for a query workbook)."""
         report = Report(study_id=self.study_id, site=site)
         for row in self._query_rows(site, status):
@@ -1236,14 +1209,54 @@ class Workspace:
             report.add(finding)
         return report
 
+    def close_queries(self, ids: Sequence[str], reason: str, *, operator: str | None = None,
+                      site: str | None = None, now: datetime | None = None) -> Transition:
+        """Close open or answered queries with a reason (data manager); audited (``queries-closed``).
+
+        Each id that is unknown, of another site, or not open or answered is refused (with the reason
+        in :attr:`Transition.refused`) and the others are closed. Raises UsageError without a reason.
+        """
+        return self._move_queries("close", ids, reason, operator=operator, site=site, now=now)
+
+    def reopen_queries(self, ids: Sequence[str], reason: str, *, operator: str | None = None,
+                       site: str | None = None, now: datetime | None = None) -> Transition:
+        """Reopen closed or resolved queries with a reason (data manager); audited (``queries-reopened``)."""
+        return self._move_queries("reopen", ids, reason, operator=operator, site=site, now=now)
+
+    def _move_queries(self, action: str, ids: Sequence[str], reason: str, *, operator: str | None,
+                      site: str | None, now: datetime | None) -> Transition:
+        if not ids:
+            raise UsageError(f"name at least one QUERY_ID to {action}")
+        site = self.check_site(site) if site is not None else None
+        operator = (operator or "").strip() or default_operator()
+        at = _utc_text(now)
+        move = lifecycle.close_queries if action == "close" else lifecycle.reopen_queries
+        with self._transaction() as connection:
+            try:
+                result = move(connection, ids, reason, operator, at, site)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+            if result.changed:
+                _audit(connection, at, operator, "queries-closed" if action == "close" else "queries-reopened",
+                       site, None, {
+                           "reason": result.reason, "refused": [list(r) for r in result.refused],
+                           "query_states": {result.state: [list(c) for c in result.changed]},
+                       })
+        return result
+
     def record_answers(self, xlsx_path: str | os.PathLike[str], operator: str | None = None,
                        *, site: str | None = None, now: datetime | None = None) -> AnswersResult:
-        """Store the answers a site typed into its query workbook (sheet ``Queries``).
+        """Store the answers a site typed into its query workbook (sheet ``Queries``), and apply the
+        data manager's decisions typed into it.
 
-        Rows are matched by query id; ``SITE_RESPONSE``, ``RESPONDED_BY`` and ``RESPONSE_DATE`` are
-        stored with the query. The workbook is one site's (``site``, else the site most of its known
-        query ids belong to): a row whose query id is unknown or belongs to another site is refused,
-        never stored. Rows without an answer are skipped. The outcome is written to the audit log.
+        Rows are matched by query id; ``SITE_RESPONSE``, ``SITE_COMMENT``, ``RESPONDED_BY`` and
+        ``RESPONSE_DATE`` are stored with the query, and an open query whose answer is stored becomes
+        ``answered``. ``DM_ACTION`` (``close`` or ``reopen``) with a ``DM_REASON`` closes or reopens
+        the query, as ``trialkit queries close|reopen`` does. The workbook is one site's (``site``,
+        else the site most of its known query ids belong to): a row whose query id is unknown or
+        belongs to another site is refused, never stored, and so is an action without a reason or
+        one the query's state does not allow. Rows with nothing typed are skipped; an answer that is
+        already stored is not stored again. The outcome is written to the audit log.
         """
         path = Path(xlsx_path)
         rows = _read_answer_rows(path)
@@ -1251,9 +1264,10 @@ class Workspace:
         at = _utc_text(now)
         with self._transaction() as connection:
             owners: dict[str, set[str]] = {}
-            for qid in {r["query_id"] for r in rows}:
-                owners[qid] = {
-                    r[0] for r in connection.execute("SELECT site FROM queries WHERE query_id = ?", (qid,))
+            for typed in {r["query_id"] for r in rows}:
+                owners[typed] = {
+                    r[0] for r in connection.execute("SELECT site FROM queries WHERE query_id = ?",
+                                                     (lifecycle.normalise_id(typed),))
                 }
             if site is not None:
                 site = self.check_site(site)
@@ -1272,29 +1286,209 @@ class Workspace:
                     )
                 site = ranked[0][0]
             stored: list[str] = []
+            unchanged: list[str] = []
             refused: list[tuple[str, str]] = []
+            states: list[dict[str, list[list[str]]]] = []
             blank = 0
             for row in rows:
-                qid = row["query_id"]
-                if not (row["response"] or row["responded_by"] or row["response_date"]):
+                typed = row["query_id"]
+                qid = lifecycle.normalise_id(typed)
+                answer = [row[name] for name in _ANSWER_FIELDS]
+                action = (row["dm_action"] or "").strip().lower()
+                if not any(answer) and not action:
                     blank += 1
                     continue
-                if site not in owners[qid]:
-                    reason = (f"belongs to site {', '.join(sorted(owners[qid]))}, not {site}"
-                              if owners[qid] else "unknown query id")
-                    refused.append((qid, reason))
+                if site not in owners[typed]:
+                    reason = (f"belongs to site {', '.join(sorted(owners[typed]))}, not {site}"
+                              if owners[typed] else "unknown query id")
+                    refused.append((typed, reason))
                     continue
-                connection.execute(
-                    "UPDATE queries SET response = ?, responded_by = ?, response_date = ?, "
-                    "response_recorded_at = ?, response_recorded_by = ? WHERE site = ? AND query_id = ?",
-                    (row["response"], row["responded_by"], row["response_date"], at, operator, site, qid),
-                )
-                stored.append(qid)
+                if any(answer):
+                    before = connection.execute(
+                        f"SELECT {', '.join(_ANSWER_FIELDS)} FROM queries WHERE site = ? AND query_id = ?",
+                        (site, qid)).fetchone()
+                    if list(before) == answer:
+                        unchanged.append(qid)
+                    else:
+                        connection.execute(
+                            "UPDATE queries SET response = ?, site_comment = ?, responded_by = ?, response_date = ?, "
+                            "response_recorded_at = ?, response_recorded_by = ? WHERE site = ? AND query_id = ?",
+                            (*answer, at, operator, site, qid),
+                        )
+                        stored.append(qid)
+                        if lifecycle.mark_answered(connection, site, qid, operator, at):
+                            states.append({lifecycle.ANSWERED: [[site, qid]]})
+                if action:
+                    verb = _DM_ACTIONS.get(action)
+                    if verb is None:
+                        refused.append((typed, f"DM_ACTION {row['dm_action']!r} is not close or reopen"))
+                        continue
+                    move = lifecycle.close_queries if verb == "close" else lifecycle.reopen_queries
+                    try:
+                        done = move(connection, [qid], row["dm_reason"] or "", operator, at, site)
+                    except ValueError:
+                        refused.append((typed, f"DM_ACTION {verb} needs a DM_REASON"))
+                        continue
+                    refused.extend((typed, why) for _, why in done.refused)
+                    if done.changed:
+                        states.append({done.state: [list(c) for c in done.changed]})
+            merged = lifecycle.merge_states(*states)
             _audit(connection, at, operator, "answers-recorded", site, None, {
-                "file": path.name, "sha256": _hash_file(path)[0], "stored": stored,
+                "file": path.name, "sha256": _hash_file(path)[0], "stored": stored, "unchanged": len(unchanged),
                 "refused": [{"query_id": q, "reason": r} for q, r in refused], "blank": blank,
+                "query_states": merged,
             })
-        return AnswersResult(site=site, stored=tuple(stored), refused=tuple(refused), blank=blank)
+        by_state = {state: tuple(qid for _, qid in pairs) for state, pairs in merged.items()}
+        return AnswersResult(site=site, stored=tuple(stored), refused=tuple(refused), blank=blank,
+                             unchanged=len(unchanged), answered=by_state.get(lifecycle.ANSWERED, ()),
+                             closed=by_state.get(lifecycle.CLOSED, ()), reopened=by_state.get(lifecycle.OPEN, ()))
+
+    # -- the deviation log ----------------------------------------------------------------------
+
+    def deviation_log(self, site: str | None = None, status: Any = None, *,
+                      as_of: int | None = None) -> list[dict[str, Any]]:
+        """Every protocol deviation ever detected (see :mod:`trialkit.lifecycle`), oldest first per
+        site: id, code, class, subject, form, visit, variable, value, message, evidence, first and
+        last submission that showed it (with their times), status and who set it, when and why.
+
+        ``as_of`` (an audit line's seq, e.g. a freeze's) gives the log as it stood then: the entries
+        detected by then, each in the status the audit log had given it (replayed, as ``verify``
+        does; a ledger migrated after that line starts from the migration's snapshot).
+        """
+        states = _states_asked(status, lifecycle.DEVIATION_STATES, "deviation status")
+        sql = "SELECT * FROM deviations"
+        args: list[Any] = []
+        if site is not None:
+            sql += " WHERE site = ?"
+            args.append(self.check_site(site))
+        sql += " ORDER BY site, first_submission, subject, code, form, visit, deviation_id"
+        with self._connect() as connection:
+            rows = connection.execute(sql, args).fetchall()
+            then = self._replayed_deviations(connection, as_of) if as_of is not None else None
+        result = []
+        for row in rows:
+            item = {key: row[key] for key in row.keys() if key != "finding_json"}
+            if then is not None:
+                if (row["site"], row["deviation_id"]) not in then:
+                    continue
+                item["status"] = then[(row["site"], row["deviation_id"])]
+            if item["status"] not in states:
+                continue
+            finding = json.loads(row["finding_json"])
+            item["evidence"] = finding.get("evidence")
+            item["reference"] = finding.get("reference")
+            result.append(item)
+        return result
+
+    @staticmethod
+    def _replayed_deviations(connection: sqlite3.Connection, as_of: int) -> dict[tuple[str, str], str]:
+        replay = lifecycle.Replay()
+        lines = connection.execute("SELECT seq, detail FROM audit ORDER BY seq").fetchall()
+        for line in lines:
+            detail = json.loads(line["detail"])
+            if line["seq"] > as_of and not replay.deviations and "deviations_snapshot" in detail:
+                replay.apply(detail)  # the ledger was migrated after that line: its snapshot is the best known
+                break
+            if line["seq"] > as_of:
+                break
+            replay.apply(detail)
+        return replay.deviations
+
+    def freeze_seq(self, label: str) -> int:
+        """The audit seq of the freeze called ``label`` (UsageError when there is none)."""
+        label = check_label(label)
+        for entry in self.audit():
+            if entry["action"] == "freeze" and entry["detail"].get("label") == label:
+                return int(entry["seq"])
+        raise UsageError(f"no freeze called {label!r}")
+
+    def set_deviation_status(self, ids: Sequence[str], status: str, reason: str, *, operator: str | None = None,
+                             site: str | None = None, now: datetime | None = None) -> Transition:
+        """Confirm (``confirmed``) or dismiss (``dismissed``) deviations with a reason; their open or
+        answered queries are closed with it. Audited (``deviations-confirmed``/``-dismissed``)."""
+        if not ids:
+            raise UsageError("name at least one deviation ID")
+        site = self.check_site(site) if site is not None else None
+        operator = (operator or "").strip() or default_operator()
+        at = _utc_text(now)
+        with self._transaction() as connection:
+            try:
+                result = lifecycle.set_deviation_status(connection, ids, status, reason, operator, at, site)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+            if result.changed:
+                _audit(connection, at, operator, f"deviations-{status}", site, None, {
+                    "reason": result.reason, "refused": [list(r) for r in result.refused],
+                    "deviation_states": {status: [list(c) for c in result.changed]},
+                    "query_states": ({lifecycle.CLOSED: [list(c) for c in result.queries_closed]}
+                                     if result.queries_closed else {}),
+                })
+        return result
+
+    # -- the study-wide data cut ----------------------------------------------------------------
+
+    def data_cut(self, *, as_of: int | None = None) -> dict[str, Any] | None:
+        """The study-wide data cut set with :meth:`set_data_cut`: ``{"date", "at", "operator", "seq"}``,
+        or None when none is set (each upload then takes the latest date it holds). ``as_of`` (an
+        audit seq): the cut as it was then."""
+        with self._connect() as connection:
+            row = connection.execute(
+                "SELECT seq, at, operator, detail FROM audit WHERE action = ? AND seq <= ? ORDER BY seq DESC LIMIT 1",
+                (DATA_CUT_ACTION, as_of if as_of is not None else 2**62)).fetchone()
+        if row is None:
+            return None
+        cut = json.loads(row["detail"]).get("cut")
+        if not cut:
+            return None
+        return {"date": cut, "at": row["at"], "operator": row["operator"], "seq": int(row["seq"])}
+
+    def data_cut_date(self, *, as_of: int | None = None) -> date | None:
+        """The study-wide data cut as a date (None when none is set)."""
+        cut = self.data_cut(as_of=as_of)
+        return date.fromisoformat(cut["date"]) if cut else None
+
+    def set_data_cut(self, cut: date | None, *, operator: str | None = None, now: datetime | None = None,
+                     reason: str | None = None) -> dict[str, Any]:
+        """Set (or, with None, clear) the study-wide data cut; audited (``data-cut``). Returns the
+        new setting as :meth:`data_cut` gives it (``{"date": None, ...}`` when cleared)."""
+        operator = (operator or "").strip() or default_operator()
+        at = _utc_text(now)
+        with self._transaction() as connection:
+            previous = connection.execute(
+                "SELECT detail FROM audit WHERE action = ? ORDER BY seq DESC LIMIT 1", (DATA_CUT_ACTION,)).fetchone()
+            before = json.loads(previous["detail"]).get("cut") if previous is not None else None
+            seq = _audit(connection, at, operator, DATA_CUT_ACTION, None, None, {
+                "cut": cut.isoformat() if cut else None, "previous": before,
+                **({"reason": reason.strip()} if reason and reason.strip() else {}),
+            })
+        return {"date": cut.isoformat() if cut else None, "previous": before, "at": at, "operator": operator,
+                "seq": seq}
+
+    def record_review(self, site: str, report: Report, forms: Sequence[str], *, cut: date,
+                      operator: str | None = None, now: datetime | None = None) -> tuple[QueryChanges, DeviationChanges]:
+        """Track the queries and deviations of a re-check of the site's current data against the
+        study-wide data cut (:func:`trialkit.datacut.review`): new findings open queries and enter
+        the deviation log; nothing is resolved (only a new upload resolves). Attributed to the
+        site's latest current submission; audited (``data-cut-review``)."""
+        site = self.check_site(site)
+        operator = (operator or "").strip() or default_operator()
+        at = _utc_text(now)
+        with self._transaction() as connection:
+            latest = connection.execute("SELECT max(submission_id) FROM current_forms WHERE site = ?",
+                                        (site,)).fetchone()[0]
+            if latest is None:
+                raise UsageError(f"site {site} has no current data to review")
+            queries = lifecycle.track_queries(connection, site, int(latest), report, at, operator, forms,
+                                              resolve=False)
+            deviations = lifecycle.track_deviations(connection, site, int(latest), report, at, operator, forms,
+                                                    resolve=False)
+            _audit(connection, at, operator, "data-cut-review", site, int(latest), {
+                "cut": cut.isoformat(), "forms": sorted(forms), "counts": report.counts(),
+                "queries": {k: len(v) if isinstance(v, list) else v for k, v in queries.to_dict().items()},
+                "deviations": {k: len(v) for k, v in deviations.to_dict().items()},
+                "query_states": queries.states(site), "deviation_states": deviations.states(site),
+            })
+        return queries, deviations
 
     def integrity_check(self) -> str:
         """SQLite's ``PRAGMA integrity_check`` result (``"ok"`` when the ledger is sound)."""
@@ -1304,6 +1498,19 @@ class Workspace:
 
 # ------------------------------------------------------------------------------------------------
 # Helpers
+
+
+def _states_asked(status: Any, known: Sequence[str], what: str) -> tuple[str, ...]:
+    """The states a filter asks for: None/``all`` → every one; a name or several names."""
+    if status is None or status == "all":
+        return tuple(known)
+    asked = (status,) if isinstance(status, str) else tuple(status)
+    if "all" in asked or not asked:
+        return tuple(known)
+    unknown = [s for s in asked if s not in known]
+    if unknown:
+        raise UsageError(f"{what} {unknown[0]!r} is not one of {', '.join(known)}, all")
+    return tuple(dict.fromkeys(asked))
 
 
 def check_label(label: str) -> str:
@@ -1397,6 +1604,65 @@ def _insert_records(connection: sqlite3.Connection, submission_id: int, records:
         )
 
 
+def _upgrade_1_to_2(connection: sqlite3.Connection) -> dict[str, dict[str, int]]:
+    """Schema 1 → 2 inside the migration's transaction: per-form currency and the audit chain;
+    returns the current-data pointers ``{site: {form: submission id}}``."""
+    for statement in _statements(_SCHEMA_2):
+        connection.execute(statement)
+    for row in connection.execute("SELECT id, report_json FROM submissions ORDER BY id").fetchall():
+        for form in _report_forms(row["report_json"]):
+            connection.execute(
+                "INSERT INTO submission_forms (submission_id, form, n_rows, n_subjects, key_variables) "
+                "VALUES (?, ?, NULL, NULL, '[]')", (row["id"], form))
+    pointers: dict[str, dict[str, int]] = {}
+    for row in connection.execute("SELECT site, submission_id, since FROM current ORDER BY site").fetchall():
+        forms = [r[0] for r in connection.execute(
+            "SELECT form FROM submission_forms WHERE submission_id = ? ORDER BY form", (row["submission_id"],))]
+        for form in forms:
+            connection.execute(
+                "INSERT INTO current_forms (site, form, submission_id, since) VALUES (?, ?, ?, ?)",
+                (row["site"], form, row["submission_id"], row["since"]))
+        pointers[row["site"]] = dict.fromkeys(forms, int(row["submission_id"]))
+    connection.execute("DROP TABLE current")
+    # The chain hashes are written once, here, around the append-only triggers.
+    connection.execute("ALTER TABLE audit ADD COLUMN chain TEXT")
+    connection.execute("DROP TRIGGER audit_no_update")
+    previous = AUDIT_GENESIS
+    for line in connection.execute("SELECT * FROM audit ORDER BY seq").fetchall():
+        previous = chain_hash(previous, line)
+        connection.execute("UPDATE audit SET chain = ? WHERE seq = ?", (previous, line["seq"]))
+    connection.execute(
+        "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, "
+        "'the audit log is append-only: audit rows cannot be updated'); END")
+    return pointers
+
+
+def _upgrade_to_3(connection: sqlite3.Connection) -> None:
+    """Schema 2 → 3 inside the migration's transaction: the queries table rebuilt with the states
+    answered and closed, and the deviation log replayed from every recorded submission."""
+    connection.execute("DROP INDEX IF EXISTS queries_by_id")
+    connection.execute("ALTER TABLE queries RENAME TO queries_v2")
+    for statement in _statements(_SCHEMA_3):
+        connection.execute(statement)
+    columns = ", ".join(lifecycle.V2_QUERY_COLUMNS)
+    connection.execute(f"INSERT INTO queries ({columns}) SELECT {columns} FROM queries_v2")
+    connection.execute("DROP TABLE queries_v2")
+    # What schema 2 stored as "an answer to an open query" is the state answered now.
+    connection.execute(
+        "UPDATE queries SET status = 'answered', status_at = response_recorded_at, status_by = response_recorded_by, "
+        "status_reason = 'the site''s answer was read back' WHERE status = 'open' AND response IS NOT NULL")
+    for row in connection.execute("SELECT id, site, submitted_at, operator, report_json FROM submissions "
+                                  "ORDER BY id").fetchall():
+        try:
+            report = Report.from_dict(json.loads(row["report_json"]))
+        except (TypeError, ValueError):  # pragma: no cover - every recorded report is readable
+            continue
+        forms = {r[0] for r in connection.execute("SELECT form FROM submission_forms WHERE submission_id = ?",
+                                                  (row["id"],))}
+        lifecycle.track_deviations(connection, row["site"], int(row["id"]), report, row["submitted_at"],
+                                   row["operator"], forms)
+
+
 def _replace(submission: Submission, **changes: Any) -> Submission:
     return dataclasses.replace(submission, **changes)
 
@@ -1462,81 +1728,6 @@ def _report_forms(report_json: str) -> list[str]:
         return []
     return sorted({str(c["id"])[len("schema:"):] for c in checks
                    if isinstance(c, dict) and str(c.get("id", "")).startswith("schema:")})
-
-
-def _query_findings(report: Report) -> dict[str, Finding]:
-    """The report's queries: errors and warnings with a query id, first finding per id."""
-    found: dict[str, Finding] = {}
-    for finding in report.findings:
-        if finding.severity == Severity.INFO or not finding.query_id:
-            continue
-        found.setdefault(finding.query_id, finding)
-    return found
-
-
-def _track_queries(connection: sqlite3.Connection, site: str, submission_id: int, report: Report,
-                   at: str, forms: set[str] | None = None) -> QueryChanges:
-    """Open, keep open, reopen or resolve the site's queries from one validated submission.
-
-    A query is resolved only when the submission could have shown it again: its form is one the
-    submission holds (``forms``; a query without a form needs at least one), no file or structure
-    error stopped that form, and the check that raised it ran (was not skipped or in error).
-    """
-    seen = _query_findings(report)
-    blocked = {
-        f.form for f in report.findings
-        if f.severity == Severity.ERROR and f.category in _BLOCKING_CATEGORIES
-    }
-    not_run = {c.id for c in report.checks if c.status.value in ("skipped", "error")}
-    held_forms = forms
-    existing = {
-        r["query_id"]: r
-        for r in connection.execute("SELECT query_id, status, form, code FROM queries WHERE site = ?", (site,))
-    }
-    new: list[str] = []
-    still_open: list[str] = []
-    reopened: list[str] = []
-    for qid, finding in seen.items():
-        details = (
-            finding.severity.value, finding.code, finding.category.value, finding.subject,
-            finding.form, finding.visit, finding.variable, finding.value, finding.message,
-            json.dumps(finding.to_dict(), ensure_ascii=False, default=str),
-        )
-        before = existing.get(qid)
-        if before is None:
-            connection.execute(
-                "INSERT INTO queries (site, query_id, status, first_submission, last_seen_submission, "
-                "opened_at, severity, code, category, subject, form, visit, variable, value, message, "
-                "finding_json) VALUES (?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (site, qid, submission_id, submission_id, at, *details),
-            )
-            new.append(qid)
-            continue
-        connection.execute(
-            "UPDATE queries SET status = 'open', last_seen_submission = ?, resolved_submission = NULL, "
-            "resolved_at = NULL, severity = ?, code = ?, category = ?, subject = ?, form = ?, "
-            "visit = ?, variable = ?, value = ?, message = ?, finding_json = ? "
-            "WHERE site = ? AND query_id = ?",
-            (submission_id, *details, site, qid),
-        )
-        (still_open if before["status"] == "open" else reopened).append(qid)
-    resolved: list[str] = []
-    tracked = None not in blocked and (held_forms is None or bool(held_forms))
-    if tracked:
-        for qid, before in existing.items():
-            if before["status"] != "open" or qid in seen or before["form"] in blocked:
-                continue
-            if held_forms is not None and before["form"] is not None and before["form"] not in held_forms:
-                continue  # the upload does not hold that form: the query cannot be judged
-            if before["code"] in not_run or f"schema:{before['form']}" in not_run:
-                continue  # the check did not run: absence proves nothing
-            connection.execute(
-                "UPDATE queries SET status = 'resolved', resolved_at = ?, resolved_submission = ? "
-                "WHERE site = ? AND query_id = ?",
-                (at, submission_id, site, qid),
-            )
-            resolved.append(qid)
-    return QueryChanges(tuple(new), tuple(still_open), tuple(sorted(resolved)), tuple(reopened), tracked)
 
 
 def _hash_file(path: Path) -> tuple[str, int]:
@@ -1653,9 +1844,16 @@ def _fsync_folder(folder: Path) -> None:
 _ID_HEADERS = {"query id", "queryid", "query", "qid", "query no", "query number"}
 _ANSWER_HEADERS = {
     "response": {"site response", "response", "site answer", "answer"},
+    "site_comment": {"site comment", "comment"},
     "responded_by": {"responded by", "answered by"},
     "response_date": {"response date", "date of response", "answer date"},
+    "dm_action": {"dm action", "data manager action", "action"},
+    "dm_reason": {"dm reason", "data manager reason", "reason"},
 }
+# The answer columns in the order the queries table keeps them (SITE_RESPONSE, SITE_COMMENT, ...).
+_ANSWER_FIELDS = ("response", "site_comment", "responded_by", "response_date")
+_DM_ACTIONS = {"close": "close", "closed": "close", "reopen": "reopen", "re-open": "reopen", "reopened": "reopen"}
+DATA_CUT_ACTION = "data-cut"
 
 
 def _header_key(value: Any) -> str:
@@ -1707,16 +1905,32 @@ def _read_answer_rows(path: Path) -> list[dict[str, Any]]:
         field_name: next((i for i, k in enumerate(keys) if k in accepted), None)
         for field_name, accepted in _ANSWER_HEADERS.items()
     }
-    if columns["response"] is None:
-        raise TrialkitError(f"{path}: the Queries sheet has no SITE_RESPONSE column")
+    if columns["response"] is None and columns["dm_action"] is None:
+        raise TrialkitError(f"{path}: the Queries sheet has no SITE_RESPONSE (nor DM_ACTION) column")
     rows: list[dict[str, Any]] = []
-    for values in table[header_index + 1:]:
+    for number, values in enumerate(table[header_index + 1:]):
         qid = _cell_text(values[id_col]) if id_col < len(values) else None
         if not qid:
             continue
         row: dict[str, Any] = {"query_id": qid}
         for field_name, index in columns.items():
             row[field_name] = _cell_text(values[index]) if index is not None and index < len(values) else None
+        if number == 0 and _is_label_row(qid, values, columns.get("response_date")):
+            continue  # a translated label row under the header (CONTRACTS: the query workbook's layout)
         rows.append(row)
     return rows
+
+
+def _is_label_row(qid: str, values: Sequence[Any], date_col: int | None) -> bool:
+    """The row right under the header holds column labels, not a query: its QUERY_ID cell is not a
+    query id (``Q-`` and 10 hexadecimal digits) and its RESPONSE_DATE cell, when there is one, holds
+    text that is no date (a label such as "Response date")."""
+    if lifecycle.QUERY_ID_PATTERN.match(qid.strip().upper()):
+        return False
+    if date_col is None or date_col >= len(values):
+        return True
+    cell = values[date_col]
+    if cell is None or isinstance(cell, date | datetime | int | float):
+        return False
+    return not re.match(r"^\s*\d{1,4}[./-]\d{1,2}[./-]\d{1,4}", str(cell))
 

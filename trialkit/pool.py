@@ -248,31 +248,6 @@ def stack_forms(per_site: Mapping[str, Mapping[str, FormData]]) -> dict[str, pd.
     return {code: pd.concat(frames, ignore_index=True) for code, frames in by_form.items()}
 
 
-def major_deviations(submissions: Mapping[Any, Any],
-                     pointers: Mapping[str, Mapping[str, int]] | None = None) -> pd.DataFrame:
-    """Subjects with protocol deviations, from the recorded reports: ``SUBJID``, ``CODE``, ``class``.
-
-    With ``pointers`` (``{site: {form: submission id}}``) a deviation counts only from the submission
-    that is the site's data for its form (a deviation without a form: from the site's latest one).
-    """
-    rows = []
-    by_id = {getattr(s, "id", None): s for s in submissions.values()}
-    if pointers is None:
-        chosen = [(sub, None) for sub in submissions.values()]
-    else:
-        chosen = []
-        for forms in pointers.values():
-            latest = max(forms.values())
-            for submission_id in sorted(set(forms.values())):
-                held = {f for f, i in forms.items() if i == submission_id}
-                chosen.append((by_id[submission_id], held | ({None} if submission_id == latest else set())))
-    for submission, forms in chosen:
-        for finding in submission.report.findings:
-            if finding.category == Category.DEVIATION and finding.subject and (forms is None or finding.form in forms):
-                rows.append({"SUBJID": finding.subject, "CODE": finding.code, "class": finding.deviation_class})
-    return pd.DataFrame(rows, columns=["SUBJID", "CODE", "class"])
-
-
 # ------------------------------------------------------------------------------------------------
 # The pool
 
@@ -340,14 +315,17 @@ def pool(
     if progress:
         progress("deriving the analysis datasets", total - 2, total)
 
+    from trialkit.deviationlog import log_frame
     from trialkit.export import make_dataset, write_output_set
     from trialkit.metadata import form_metadata
     from trialkit.reasons import DATASET as REASONS
     from trialkit.reasons import missing_reasons
     from trialkit.study.plugins import derive_datasets
 
-    analysis = derive_datasets(study, forms, randlist=arms,
-                               deviations=major_deviations(submissions, pointers))
+    as_of = workspace.freeze_seq(freeze) if freeze else None
+    log = workspace.deviation_log(as_of=as_of)
+    data_cut = workspace.data_cut_date(as_of=as_of)
+    analysis = derive_datasets(study, forms, randlist=arms, deviations=log_frame(log), data_cut=data_cut)
     datasets: dict[str, Any] = {}
     for code in study.forms:
         if code in forms:
@@ -401,6 +379,15 @@ def pool(
         "forms": by_form,
         "freeze": freeze,
         "unblinded": arms is not None,
+        # the study-wide cut the analysis datasets were derived with (None: none set)
+        "data_cut": data_cut.isoformat() if data_cut else None,
+        # the deviation log the per-protocol flag came from (its confirmed major deviations)
+        "deviation_log": {
+            "entries": len(log),
+            "by_status": {s: sum(1 for e in log if e["status"] == s) for s in sorted({e["status"] for e in log})},
+            "confirmed_major": sorted({str(e["subject"]) for e in log
+                                       if e["status"] == "confirmed" and e["class"] == "major" and e["subject"]}),
+        },
     }
     if arms is not None:
         workspace.record_event(

@@ -6,7 +6,9 @@
   checks that did not run (skipped or error) — a check that did not run must not look like a pass;
 - ``Queries``: one row per finding of that site — query id, site, subject, form, visit, variable,
   value, message, severity, category, rule/code, protocol reference, deviation class, file, sheet,
-  row — and the empty, unlocked columns ``SITE_RESPONSE``, ``RESPONDED_BY``, ``RESPONSE_DATE``.
+  row — and the empty, unlocked columns ``SITE_RESPONSE``, ``SITE_COMMENT``, ``RESPONDED_BY``,
+  ``RESPONSE_DATE`` (the site's answer) and ``DM_ACTION``, ``DM_REASON`` (the data manager's close or
+  reopen, read back by ``trialkit queries --answers``).
   Frozen header, autofilter, a fill colour per severity.
 
 Only the site's findings go in (``finding.site == site``); findings without a site only when no
@@ -54,8 +56,11 @@ QUERY_COLUMNS: list[tuple[str, str | None, int]] = [
     ("SHEET", "sheet", 10),
     ("ROW", "row", 6),
     ("SITE_RESPONSE", None, 50),
+    ("SITE_COMMENT", None, 40),
     ("RESPONDED_BY", None, 16),
     ("RESPONSE_DATE", None, 14),
+    ("DM_ACTION", None, 10),  # the data manager: close or reopen (with DM_REASON), read back by --answers
+    ("DM_REASON", None, 40),
 ]
 
 SEVERITY_FILL = {
@@ -162,8 +167,9 @@ def _write_summary(
         rows.append(("Left out (--max-findings)", report.truncated))
     if study is not None and study.contact:
         rows.append(("Contact", study.contact))
-    rows.append(("How to answer", "Answer each query in SITE_RESPONSE, RESPONDED_BY and RESPONSE_DATE "
-                                  "on the Queries sheet; do not change the other columns."))
+    rows.append(("How to answer", "Answer each query in SITE_RESPONSE (and SITE_COMMENT), RESPONDED_BY and "
+                                  "RESPONSE_DATE on the Queries sheet; do not change the other columns. "
+                                  "DM_ACTION and DM_REASON are for the data manager."))
     for label, value in rows:
         sheet.append([None, None])
         _set_text(sheet.cell(sheet.max_row, 1), label)

@@ -21,6 +21,13 @@ folder can replace a file. :func:`verify` finds what such an edit leaves behind:
 ``VERIFY-FREEZE``
     a freeze names other data than the audit log had made current when it was recorded, or a
     submission that was not accepted;
+``VERIFY-QUERY`` / ``VERIFY-DEVIATION``
+    a query's state (open, answered, closed, resolved) or a deviation log entry's status (open,
+    confirmed, resolved, dismissed) is not the one its audited transitions gave it — each
+    ``submitted``, ``answers-recorded``, ``queries-closed``, ``queries-reopened``,
+    ``deviations-confirmed``, ``deviations-dismissed`` and ``data-cut-review`` line records the
+    states it set (``query_states``, ``deviation_states``), and a migrated ledger's
+    ``ledger-migrated`` line the states it started from — or an entry has no audit line at all;
 ``VERIFY-LEDGER``
     SQLite's own integrity or foreign-key check fails;
 ``VERIFY-STUDY``
@@ -53,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from trialkit.ledger import ARCHIVE_DIR, AUDIT_GENESIS, CURRENT_STATUSES, Workspace, chain_hash
+from trialkit.lifecycle import Replay
 
 VERIFY_SCHEMA_VERSION = "1.0"
 # Audit actions that set a submission's status, and those that make it current for forms.
@@ -134,11 +142,14 @@ def verify(workspace: Workspace) -> VerifyResult:
             held_forms = {}
             for r in connection.execute("SELECT submission_id, form FROM submission_forms"):
                 held_forms.setdefault(int(r["submission_id"]), set()).add(r["form"])
+            queries = {(r[0], r[1]): r[2] for r in connection.execute("SELECT site, query_id, status FROM queries")}
+            deviations = {(r[0], r[1]): r[2] for r in connection.execute(
+                "SELECT site, deviation_id, status FROM deviations")}
         finally:
             connection.execute("ROLLBACK")
     _check_archive(workspace, files, result)
     _check_chain(audit, result)
-    _check_history(audit, statuses, pointers, held_forms, result)
+    _check_history(audit, statuses, pointers, held_forms, result, queries, deviations)
     _check_study(workspace, audit, result)
     return result
 
@@ -203,17 +214,25 @@ def _detail(line: Any) -> dict[str, Any]:
 
 
 def _check_history(audit: list[Any], statuses: dict[int, tuple[str, str]], pointers: dict[tuple[str, str], int],
-                   held_forms: dict[int, set[str]], result: VerifyResult) -> None:
-    """Replay the audit log: statuses, pointers and freezes must be what it says happened."""
+                   held_forms: dict[int, set[str]], result: VerifyResult,
+                   queries: dict[tuple[str, str], str] | None = None,
+                   deviations: dict[tuple[str, str], str] | None = None) -> None:
+    """Replay the audit log: statuses, pointers, freezes, query states and the deviation log must be
+    what it says happened."""
+    queries = queries if queries is not None else {}
+    deviations = deviations if deviations is not None else {}
     said_status: dict[int, str] = {}
     replayed: dict[tuple[str, str], int] = {}
+    states = Replay()
     freezes = 0
     for line in audit:
         detail = _detail(line)
         action, site, submission = line["action"], line["site"], line["submission_id"]
+        states.apply(detail)
         if action == "ledger-migrated":
-            replayed = {(s, f): int(i) for s, forms in (detail.get("current_forms") or {}).items()
-                        for f, i in forms.items()}
+            if "current_forms" in detail:  # schema 1 → 2: the pointers the migration set
+                replayed = {(s, f): int(i) for s, forms in (detail.get("current_forms") or {}).items()
+                            for f, i in forms.items()}
             continue
         if action in _STATUS_ACTIONS and submission is not None and detail.get("status"):
             said_status[int(submission)] = detail["status"]
@@ -257,6 +276,27 @@ def _check_history(audit: list[Any], statuses: dict[int, tuple[str, str]], point
     result.checked["submissions"] = len(statuses)
     result.checked["pointers"] = len(pointers)
     result.checked["freezes"] = freezes
+    _check_states("VERIFY-QUERY", "query", queries, states.queries, result)
+    _check_states("VERIFY-DEVIATION", "deviation", deviations, states.deviations, result)
+    result.checked["queries"] = len(queries)
+    result.checked["deviations"] = len(deviations)
+
+
+def _check_states(code: str, what: str, ledger: dict[tuple[str, str], str], replayed: dict[tuple[str, str], str],
+                  result: VerifyResult) -> None:
+    """Every query (or deviation log entry) is in the state its audited transitions gave it."""
+    for (site, ident), state in sorted(ledger.items()):
+        said = replayed.get((site, ident))
+        if said is None:
+            result.add(code, f"site {site} {what} {ident} is {state} in the ledger, but no audit line opened it: it "
+                       "was added behind trialkit's back; restore the ledger from backup", site=site)
+        elif said != state:
+            result.add(code, f"site {site} {what} {ident} is {state} in the ledger, but the audit log made it "
+                       f"{said}; restore the ledger from backup", site=site)
+    for (site, ident), state in sorted(replayed.items()):
+        if (site, ident) not in ledger:
+            result.add(code, f"site {site} {what} {ident}: the audit log made it {state}, but the ledger has no "
+                       "such entry (deleted); restore the ledger from backup", site=site)
 
 
 def _check_study(workspace: Workspace, audit: list[Any], result: VerifyResult) -> None:

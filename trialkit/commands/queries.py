@@ -1,4 +1,5 @@
-"""``trialkit queries``: list the ledger's queries with their age; write or read back query workbooks."""
+"""``trialkit queries``: list the ledger's queries by state, site, code and age; write or read back
+query workbooks; close and reopen queries (``queries close|reopen QUERY_ID... --reason TEXT``)."""
 
 from __future__ import annotations
 
@@ -14,36 +15,59 @@ import click
 from trialkit.commands.options import load_with_workspace, quiet_option, study_option
 from trialkit.commands.workspace_options import operator_option, site_id, workspace_option
 
+STATES = ["open", "answered", "closed", "resolved", "all"]
 # Columns of the listing (text and csv); json carries every field of the ledger.
 LIST_COLUMNS = ["query_id", "site", "status", "age_days", "severity", "code", "subject", "form", "visit",
-                "variable", "value", "message", "response"]
+                "variable", "value", "message", "response", "site_comment", "status_by", "status_reason"]
 
 
-@click.command(name="queries")
+@click.group(name="queries", invoke_without_command=True)
 @click.option("--site", default=None, metavar="SS", help="Only this site's queries.")
-@click.option("--status", type=click.Choice(["open", "resolved", "all"]), default=None,
-              help="Which queries: default all for the listing, open for the -o workbooks.")
+@click.option("--status", "statuses", type=click.Choice(STATES), multiple=True,
+              help="Which states (repeat for several): default all for the listing, open for the -o workbooks.")
+@click.option("--code", default=None, metavar="CODE", help="Only queries of this finding code (e.g. PD-12, RANGE).")
+@click.option("--older-than", type=click.IntRange(min=0), default=None, metavar="DAYS",
+              help="Only queries older than DAYS days (open since, or until they were resolved or closed).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, metavar="FILE.xlsx",
               help="Write a query workbook for the site to answer; without --site, one workbook per "
               "site (FILE_siteSS.xlsx), since a site sees only its own queries.")
 @click.option("-f", "--format", "output_format", type=click.Choice(["text", "json", "csv"]), default="text",
               show_default=True, help="Listing format on stdout.")
 @click.option("--answers", type=click.Path(exists=True, dir_okay=False), default=None, metavar="FILE.xlsx",
-              help="Read the answers a site typed into its query workbook and store them with the queries.")
+              help="Read a filled query workbook: store the site's answers (the queries become answered) "
+              "and apply the data manager's DM_ACTION (close, reopen) with its DM_REASON.")
 @operator_option
 @workspace_option
 @study_option
 @quiet_option
-def command(site: str | None, status: str | None, output: str | None, output_format: str, answers: str | None,
+@click.pass_context
+def command(ctx: click.Context, site: str | None, statuses: tuple[str, ...], code: str | None,
+            older_than: int | None, output: str | None, output_format: str, answers: str | None,
             operator: str | None, workspace: str | None, study_path: str | None, quiet: bool) -> None:
-    """List open and resolved queries with their age; read back a site's answers.
+    """List queries by state, site, code and age; read back answers; close and reopen queries.
 
-    With --answers, the answers in a filled query workbook (SITE_RESPONSE, RESPONDED_BY,
-    RESPONSE_DATE) are stored with their queries; a row whose query id is unknown or belongs to
-    another site is refused (exit code 1). With -o, the open queries (or those of --status) are
-    written as query workbooks, one per site: a site sees only its own queries. An existing
+    \b
+    A query is open (a submission showed it), answered (the site's answer was read back), closed
+    (by the data manager, with a reason) or resolved (a later upload no longer shows it). A closed
+    query stays closed when the same finding comes back; it opens again when the finding comes back
+    with other data. Every change is in the audit log with the operator and the time.
+
+    \b
+      trialkit queries --status open --older-than 30        # what has waited a month
+      trialkit queries --site 01 -o queries_site01.xlsx     # the site's workbook
+      trialkit queries --answers queries_site01_answered.xlsx
+      trialkit queries close Q-1A2B3C4D5E --reason "confirmed by the site; source verified"
+      trialkit queries reopen Q-1A2B3C4D5E --reason "the monitor found a second record"
+
+    With --answers, the answers in a filled query workbook (SITE_RESPONSE, SITE_COMMENT,
+    RESPONDED_BY, RESPONSE_DATE) are stored and the queries become answered; a DM_ACTION (close or
+    reopen) with a DM_REASON in the same row is applied. A row whose query id is unknown or belongs
+    to another site, or an action without a reason, is refused (exit code 1). With -o, the open
+    queries (or those of --status) are written as query workbooks, one per site. An existing
     workbook is replaced only when trialkit wrote it, never inside the workspace (exit code 2).
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from trialkit.ledger import open_workspace
 
     ws = open_workspace(workspace)
@@ -58,19 +82,25 @@ def command(site: str | None, status: str | None, output: str | None, output_for
         if output_format == "json":
             click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
         else:
-            click.echo(f"site {result.site}: {len(result.stored)} answer(s) stored, "
-                       f"{len(result.refused)} refused, {result.blank} row(s) without an answer")
+            parts = [f"{len(result.stored)} answer(s) stored"
+                     + (f" ({len(result.answered)} now answered)" if result.answered else "")]
+            parts += [f"{n} {what}" for n, what in ((result.unchanged, "already stored"),
+                                                    (len(result.closed), "closed"),
+                                                    (len(result.reopened), "reopened")) if n]
+            parts += [f"{len(result.refused)} refused", f"{result.blank} row(s) without an answer"]
+            click.echo(f"site {result.site}: " + ", ".join(parts))
             for query, reason in result.refused:
                 click.echo(f"refused {query}: {reason}")
         raise SystemExit(1 if result.refused else 0)
 
-    rows = ws.queries(site=site, status=status or "all")
+    status: Any = list(statuses) or "all"
+    rows = ws.queries(site=site, status=status, code=code, older_than=older_than)
     if output is not None:
         from trialkit.outputs import check_location
 
         check_location(output, workspace=ws.path)
-        to_send = status or "open"
-        book_rows = ws.queries(site=site, status=to_send)
+        to_send: Any = list(statuses) or "open"
+        book_rows = ws.queries(site=site, status=to_send, code=code, older_than=older_than)
         for written in write_workbooks(ws, book_rows, Path(output), site=site, status=to_send, study=study):
             if not quiet:
                 click.echo(f"Wrote {written}", err=True)
@@ -82,8 +112,60 @@ def command(site: str | None, status: str | None, output: str | None, output_for
         for line in render_text(rows):
             click.echo(line)
     if not quiet:
-        opened = sum(1 for r in rows if r["status"] == "open")
-        click.echo(f"{len(rows)} quer{'y' if len(rows) == 1 else 'ies'} ({opened} open)", err=True)
+        counts = {state: sum(1 for r in rows if r["status"] == state) for state in STATES[:-1]}
+        shown = ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "0 open"
+        click.echo(f"{len(rows)} quer{'y' if len(rows) == 1 else 'ies'} ({shown})", err=True)
+
+
+def _transition_command(action: str) -> click.Command:
+    verb = {"close": "Close", "reopen": "Reopen"}[action]
+    allowed = "open or answered" if action == "close" else "closed or resolved"
+
+    @click.command(name=action)
+    @click.argument("query_ids", metavar="QUERY_ID...", nargs=-1, required=True)
+    @click.option("--reason", required=True, metavar="TEXT", help="Why (kept in the audit log); required.")
+    @click.option("--site", default=None, metavar="SS",
+                  help="The site of the queries (needed only when two sites have the same query id).")
+    @click.option("-f", "--format", "output_format", type=click.Choice(["text", "json"]), default="text",
+                  show_default=True, help="Result on stdout.")
+    @operator_option
+    @workspace_option
+    @study_option
+    @quiet_option
+    def transition(query_ids: tuple[str, ...], reason: str, site: str | None, output_format: str,
+                   operator: str | None, workspace: str | None, study_path: str | None, quiet: bool) -> None:
+        from trialkit.ledger import open_workspace
+
+        ws = open_workspace(workspace)
+        if site is not None:
+            ws, study = load_with_workspace(workspace, study_path, operator)
+            site = site_id(study, site)
+        move = ws.close_queries if action == "close" else ws.reopen_queries
+        result = move(list(query_ids), reason, operator=operator, site=site)
+        if output_format == "json":
+            click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        else:
+            for where, ident in result.changed:
+                click.echo(f"{ident} (site {where}): {result.state}")
+            for ident, why in result.refused:
+                click.echo(f"refused {ident}: {why}")
+        if not quiet:
+            click.echo(f"{len(result.changed)} quer{'y' if len(result.changed) == 1 else 'ies'} "
+                       f"{'closed' if action == 'close' else 'reopened'}, {len(result.refused)} refused", err=True)
+        raise SystemExit(1 if result.refused else 0)
+
+    transition.help = (
+        f"{verb} queries (only {allowed} ones), with a reason kept in the audit log.\n\n"
+        "Exit code 0 when every QUERY_ID was "
+        + ("closed" if action == "close" else "reopened")
+        + ", 1 when one was refused (unknown, of another site, or in a state that does not allow it; "
+        "the others are done), 2 usage error (no --reason)."
+    )
+    return transition
+
+
+command.add_command(_transition_command("close"))
+command.add_command(_transition_command("reopen"))
 
 
 # -- rendering ------------------------------------------------------------------------------------
@@ -97,8 +179,8 @@ def render_text(rows: list[dict[str, Any]]) -> list[str]:
     """A fixed-width table of the queries."""
     if not rows:
         return ["No queries."]
-    columns = ["query_id", "site", "status", "age_days", "severity", "subject", "form", "visit", "variable",
-               "value"]
+    columns = ["query_id", "site", "status", "age_days", "severity", "code", "subject", "form", "visit",
+               "variable", "value"]
     titles = {"query_id": "QUERY ID", "age_days": "AGE"}
     widths = {c: max(len(titles.get(c, c.upper())), *(len(_text(r[c])) for r in rows)) for c in columns}
     widths["value"] = min(widths["value"], 20)
@@ -134,7 +216,7 @@ def render_csv(rows: list[dict[str, Any]]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(LIST_COLUMNS)
     for row in rows:
-        writer.writerow([_neutralise(_text(row[c])) for c in LIST_COLUMNS])
+        writer.writerow([_neutralise(_text(row.get(c))) for c in LIST_COLUMNS])
     return buffer.getvalue()
 
 
@@ -148,21 +230,26 @@ def workbook_paths(output: Path, sites: Iterable[str], site: str | None) -> dict
     return {s: output.with_name(f"{output.stem}_site{s}{output.suffix or '.xlsx'}") for s in sorted(sites)}
 
 
-def write_workbooks(ws: Any, rows: list[dict[str, Any]], output: Path, *, site: str | None, status: str,
+def write_workbooks(ws: Any, rows: list[dict[str, Any]], output: Path, *, site: str | None, status: Any,
                     study: Any) -> list[Path]:
-    """Write each site's query workbook; returns the files written."""
+    """Write each site's query workbook (the queries of ``rows``); returns the files written."""
     from trialkit.errors import TrialkitError
+    from trialkit.findings import Report
     from trialkit.outputs import check_output_file
     from trialkit.querybook import write_query_workbook
 
     sites = {r["site"] for r in rows} if site is None else {site}
+    wanted = {(r["site"], r["query_id"]) for r in rows}
     written = []
     paths = workbook_paths(output, sites, site)
     for path in paths.values():  # every workbook checked before any is written
         check_output_file(path, kind="xlsx", workspace=ws.path)
     for one_site, path in paths.items():
+        full = ws.queries_report(one_site, status)
+        report = Report(findings=[f for f in full.findings if (one_site, f.query_id) in wanted],
+                        study_id=full.study_id, site=one_site)
         try:
-            write_query_workbook(ws.queries_report(one_site, status), path, site=one_site, study=study)
+            write_query_workbook(report, path, site=one_site, study=study)
         except OSError as exc:
             raise TrialkitError(f"{path}: cannot write the workbook ({exc.strerror or exc}); choose another -o") from exc
         written.append(path)

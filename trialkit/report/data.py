@@ -181,15 +181,17 @@ def load_report_data(workspace: Any, study: Any, *, site: str | None = None,
                 if wanted is None or pooled_site in wanted:
                     notes.append(f"Site {pooled_site}: pooled submission #{submission_id} is not in this ledger.")
     else:
-        from trialkit.pool import assemble, major_deviations, stack_forms
+        from trialkit.deviationlog import log_frame
+        from trialkit.pool import assemble, stack_forms
         from trialkit.study.plugins import derive_datasets
 
         chosen = {s: sub for s, sub in current.items() if wanted is None or s in wanted}
         inputs = {s: sub.id for s, sub in chosen.items()}
         pointers = {s: f for s, f in ws.current_forms().items() if s in chosen}
-        per_site, used = assemble(ws, study, pointers)
+        per_site, _ = assemble(ws, study, pointers)
         stacked = stack_forms(per_site)
-        derived = (derive_datasets(study, stacked, deviations=major_deviations(used, pointers))
+        derived = (derive_datasets(study, stacked, deviations=log_frame(ws.deviation_log()),
+                                   data_cut=ws.data_cut_date())
                    if stacked else {})
         for code, columns in form_columns.items():
             frame = stacked.get(code, pd.DataFrame()).copy()
