@@ -198,6 +198,18 @@ def test_deviation_matrix_counts_open_deviations_by_site(built):
     assert matrix["PD-01"][-3:] == ["0", "0", "0"]
 
 
+def test_the_deviation_log_by_status(built):
+    page = parse(built["html"])
+    by_code = rows_by_key(page, "deviation-status-by-code")
+    #                    code    open confirmed resolved dismissed total
+    assert by_code["PD-12"] == ["PD-12", "1", "0", "0", "0", "1"]
+    assert by_code["PD-05"] == ["PD-05", "1", "0", "0", "0", "1"]
+    by_site = rows_by_key(page, "deviation-status-by-site")
+    assert by_site["Site 07"][1] == str(sum(1 for e in open_workspace(built["ws"]).deviation_log(site="07")
+                                            if e["status"] == "open"))
+    assert by_site["Site 03"][1:] == ["0", "0", "0", "0", "0"]
+
+
 def test_charts_and_primary_endpoint_numbers(built):
     text = built["html"]
     assert text.count("<svg") == 5  # deviations, enrollment, W4 completeness, heat map, response
@@ -218,7 +230,8 @@ def test_charts_and_primary_endpoint_numbers(built):
 def test_every_section_names_a_command(built):
     text = built["html"]
     for command in ("trialkit log", "trialkit pool", "trialkit queries --site 01 --status open",
-                    "trialkit log --site 01", "trialkit queries --status open -f csv"):
+                    "trialkit log --site 01", "trialkit deviations --status open --status confirmed -f csv",
+                    "trialkit deviations -f xlsx -o deviation_log.xlsx"):
         assert f"<code>{command}" in text, command
     page = parse(text)
     for table in ("site-status", "deviation-matrix", "primary-completeness", "response-by-age"):

@@ -214,6 +214,9 @@ AUDIT_GENESIS = "0" * 64
 
 NO_FORM = "LEDGER-NO-FORM"
 REMOVED_RECORDS = "LEDGER-REMOVED-RECORDS"
+VALIDATE_NO_FORM = "NO-FORM"  # trialkit.validate: the validation already says no form was recognised
+SITE_MISMATCH = "SITE-MISMATCH"  # trialkit.diagnose: no record of the upload is the named site's
+WRONG_SITE = "WRONG-SITE"  # trialkit.validate: a record of another site
 KEYS_SHOWN = 10  # record keys named in a removal finding before "and N more"
 MAX_LABEL_CHARS = 100  # freeze labels (they become folder names: pooled-LABEL)
 
@@ -478,7 +481,13 @@ def open_workspace(path: str | os.PathLike[str] | None = None) -> Workspace:
 
 
 class PrivacyRefused(TrialkitError):
-    """An upload that holds direct identifiers: refused before anything is archived or recorded."""
+    """An upload that holds direct identifiers (or records of another site): refused before anything
+    is archived or recorded."""
+
+
+class SiteMismatch(UsageError):
+    """An upload none of whose records is the named site's (``SITE-MISMATCH``): most likely a wrong
+    ``--site``; refused before anything is archived or recorded."""
 
 
 class Workspace:
@@ -740,12 +749,30 @@ class Workspace:
                     "codes": sorted({f.code for f in privacy}),
                     "findings": len(privacy),
                 })
+            if {f.code for f in privacy} == {WRONG_SITE}:
+                others = sorted({str(f.evidence.get("other")) for f in privacy if f.evidence} - {"None"})
+                raise PrivacyRefused(
+                    f"upload refused for site {site}: {len(privacy)} record(s) belong to another site"
+                    + (f" ({', '.join(others)})" if others else "") + " — a site's archive holds only its own "
+                    "data, so nothing was archived or recorded except an audit line. Remove those records "
+                    "from the upload (or send them with the right --site) and submit it again."
+                )
             raise PrivacyRefused(
                 f"upload refused for site {site}: {len(privacy)} privacy finding(s) "
                 f"({', '.join(sorted({f.code for f in privacy}))}) — it looks like it holds direct "
                 "identifiers; nothing was archived or recorded except an audit line. Remove the "
                 "identifying columns or values and send the upload again."
             )
+        mismatch = next((f for f in report.findings if f.code == SITE_MISMATCH), None)
+        if mismatch is not None:
+            # Not this site's data at all: most likely a wrong --site. Nothing is archived under it.
+            with self._transaction() as connection:
+                _audit(connection, at, operator, "refused-wrong-site", site, None, {
+                    "files": [{"sha256": f["sha256"], "size": f["size"]} for f in files],
+                    "sites": (mismatch.evidence or {}).get("sites"),
+                })
+            raise SiteMismatch(f"upload refused for site {site}: {mismatch.message}; nothing was archived or "
+                               "recorded except an audit line")
         if records is None and study is not None:
             from trialkit.records import records_of_files
 
@@ -778,7 +805,7 @@ class Workspace:
             changes, ledger_findings = self._compare_with_current(connection, site, records, study)
             recorded = Report.from_dict(report.to_dict())
             recorded.extend(ledger_findings)
-            if not records:
+            if not records and not any(f.code == VALIDATE_NO_FORM for f in recorded.findings):
                 recorded.add(Finding(
                     code=NO_FORM, severity=Severity.ERROR, category=Category.LEDGER, site=site,
                     message=f"no form of the study was recognised in {', '.join(f.original_name for f in archived)}: "

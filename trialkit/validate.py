@@ -15,8 +15,8 @@ Example::
     >>> from trialkit.study import load_study
     >>> from trialkit.importers.base import ImportResult
     >>> report = validate(load_study(), ImportResult())
-    >>> report.counts()
-    {'error': 0, 'warning': 0, 'info': 0}
+    >>> report.counts(), report.findings[0].code  # nothing recognised: nothing can look clean
+    ({'error': 1, 'warning': 0, 'info': 0}, 'NO-FORM')
 """
 
 from __future__ import annotations
@@ -25,12 +25,14 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from trialkit.diagnose import SITE_CONVENTIONS, convention_findings, site_mismatch
 from trialkit.errors import UsageError
 from trialkit.findings import (
     Category,
@@ -57,6 +59,7 @@ DUPLICATE_KEY = "DUPLICATE-KEY"
 DUPLICATE_VALUE = "DUPLICATE-VALUE"
 STRUCTURE = "STRUCTURE"
 WRONG_SITE = "WRONG-SITE"
+NO_FORM = "NO-FORM"
 
 _CODELIST_SHOWN = 12  # codes listed in a message before "…"
 
@@ -591,7 +594,12 @@ def validate(
     """Validate an import: importer findings, form checks of every form, then the study's rules.
 
     ``site`` restricts the run to one site: a record of another site in the upload becomes one
-    error ("record belongs to site 03, not 01") and its data are left out of every other finding.
+    error ("record belongs to site 03, not 01") and its data are left out of every other finding;
+    when *no* record is the site's, one ``SITE-MISMATCH`` error says whose they are ("did you mean
+    --site 03?") and nothing else is validated. Cells that another site's conventions explain
+    (decimal comma, date order) become one ``SITE-CONVENTIONS`` finding (:mod:`trialkit.diagnose`);
+    with dates read in the wrong order no rule runs (each is recorded as skipped, saying why).
+    No form of the study recognised at all is a ``NO-FORM`` error, and no rule runs.
     ``data_cut`` defaults to the latest full date in the upload (synopsis, "Visits"). Findings are
     sorted by severity, form, subject, row and variable; ``max_findings`` keeps the first N and
     records how many were left out in ``Report.truncated``.
@@ -611,13 +619,31 @@ def validate(
     findings: list[Finding] = []
     checks: list[CheckRun] = list(import_result.report.checks)
     imported = list(import_result.report.findings)
+    mismatch = None
 
     if site is not None:
         forms, foreign = _split_site(study, forms, site)
         imported, moved = _foreign_findings(imported, site)
         imported = [f if f.site is not None else replace(f, site=site) for f in imported]
-        findings.extend(_wrong_site_findings(foreign, moved, site))
+        own = sum(int(fd.data["SITEID"].astype(object).eq(site).sum()) for fd in forms.values()
+                  if "SITEID" in fd.data.columns)
+        others = foreign or [{"other": f.site, "form": f.form} for f in moved]
+        mismatch = site_mismatch(site, others, own,
+                                 [Path(i.path).name for i in import_result.report.inputs])
+        if mismatch is None:
+            findings.extend(_wrong_site_findings(foreign, moved, site))
+        else:
+            # The records are another site's: say so once, and validate nothing of them.
+            findings.append(mismatch)
+            imported = [f for f in imported if f.category in (Category.FILE, Category.STRUCTURE)
+                        and f.severity != Severity.INFO]
+            forms = {}
+    imported = convention_findings(study, imported)
     findings.extend(imported)
+    # Dates read in the wrong order are wrong dates, not missing ones: rules on them would list
+    # consequences of the diagnosis (visits out of window, doses before consent), so none runs.
+    misread = next((f for f in imported if f.code == SITE_CONVENTIONS and str(f.expected).startswith("date order")),
+                   None)
 
     for form_data in forms.values():
         if form_data.form not in study.forms:
@@ -627,7 +653,25 @@ def validate(
         checks.extend(runs)
 
     cut = data_cut or _latest_date(forms)
-    rule_findings, rule_runs = run_rules(study, forms, data_cut=cut, today=today, site=site)
+    if forms and misread is None:
+        rule_findings, rule_runs = run_rules(study, forms, data_cut=cut, today=today, site=site)
+    else:  # nothing to check: a rule must not look as if it passed
+        why = (f"no record of site {site} in the upload" if mismatch is not None
+               else "the upload's dates look typed in another site's date order (SITE-CONVENTIONS): the rules run "
+                    "once the dates are right" if misread is not None
+               else "no form of the study was recognised in the upload")
+        rule_findings = []
+        rule_runs = [CheckRun(id=r.id, title=r.title, status=Status.SKIPPED, reason=why, forms=list(r.forms),
+                              severity=r.severity.value, category=r.category.value, reference=r.reference)
+                     for r in study.rules]
+        if mismatch is None and misread is None:
+            names = ", ".join(Path(i.path).name for i in import_result.report.inputs) or "the upload"
+            findings.append(Finding(
+                code=NO_FORM, severity=Severity.ERROR, category=Category.STRUCTURE, site=site,
+                message=f"no form of the study was recognised in {names}: nothing was validated. Name the "
+                        "sheets or files by their form (e.g. DM, VS), pass --form CODE, or send the study's "
+                        "upload workbook (trialkit inspect FILE shows what was read)",
+            ))
     rule_findings = _drop_rule_answered(rule_findings, forms)
     if site is not None:
         for finding in rule_findings:
@@ -781,6 +825,7 @@ def _wrong_site_findings(
                 row=entry["row"],
                 check="site",
                 reference="Synopsis: Blinding and privacy",
+                evidence={"other": entry["other"]},
                 # the record's keys identify it across re-uploads (hashed: nothing of it is shown)
                 query_id=query_id(WRONG_SITE, entry["other"], entry["form"], entry["keys"], "SITEID"),
             )

@@ -40,7 +40,8 @@ def command(output_format: str, workspace: str | None, quiet: bool) -> None:
         checked = result.checked
         click.echo(f"{ws.path}: {checked.get('archive_files', 0)} archived file(s), "
                    f"{checked.get('audit_lines', 0)} audit line(s), {checked.get('pointers', 0)} current-data "
-                   f"pointer(s), {checked.get('freezes', 0)} freeze(s), {checked.get('study_definitions', 0)} study "
+                   f"pointer(s), {checked.get('freezes', 0)} freeze(s), {checked.get('queries', 0)} query state(s), "
+                   f"{checked.get('deviations', 0)} deviation status(es), {checked.get('study_definitions', 0)} study "
                    "definition(s) checked")
         for problem in result.problems:
             click.echo(f"{problem.code}: {printable(problem.message)}")

@@ -54,6 +54,7 @@ from trialkit.report.markup import e as _e
 from trialkit.report.metrics import (
     MAJOR,
     MINOR,
+    compute_deviation_statuses,
     compute_deviations,
     compute_enrollment,
     compute_missing_grid,
@@ -189,11 +190,12 @@ def _section_sites(study: Any, statuses: list[dict[str, Any]], today: date) -> s
     )
 
 
-def _section_deviations(study: Any, sites: list[str], counts: dict[tuple[str, str], Counter[str]]) -> str:
+def _section_deviations(study: Any, sites: list[str], counts: dict[tuple[str, str], Counter[str]],
+                        statuses: tuple[dict[str, Counter[str]], dict[str, Counter[str]]]) -> str:
     titles = {r.id: r.title for r in study.rules if r.category == Category.DEVIATION}
     codes = sorted(set(titles) | {code for code, _ in counts})
     site_flag = f" --site {sites[0]}" if len(sites) == 1 else ""
-    command = f"trialkit queries{site_flag} --status open"
+    command = f"trialkit deviations{site_flag} --status open --status confirmed"
     head = ('<thead><tr><th scope="col">Code</th><th scope="col">Deviation</th>'
             + "".join(f'<th scope="col" class="num">Site {_e(s)}</th>' for s in sites)
             + '<th scope="col" class="num">Major</th><th scope="col" class="num">Minor</th>'
@@ -222,15 +224,39 @@ def _section_deviations(study: Any, sites: list[str], counts: dict[tuple[str, st
             f'<td class="num">{sum(b[1] + b[2] for b in bars)}</td></tr></tfoot>')
     return (
         '<section id="deviations" aria-labelledby="h-deviations"><h2 id="h-deviations">Protocol deviations</h2>'
-        f'<p class="lead">Open deviation queries{_e(_code_range(codes))} by code and site, from the latest submission '
-        "of each site whatever its status. A major deviation (red, solid) takes the subject out of the "
-        "per-protocol population; a minor one is amber and striped.</p>"
+        f'<p class="lead">The deviation log{_e(_code_range(codes))}: every deviation detected in any upload, by code '
+        "and site. Counted here are those that stand — open (detected, not yet decided) and confirmed by the data "
+        "manager; a confirmed major deviation (red, solid) takes the subject out of the per-protocol population; "
+        "a minor one is amber and striped. Deviations that corrected data resolved or the data manager dismissed "
+        "stay in the log (the table by status below).</p>"
         + (svg_deviation_bars([b for b in bars if b[1] or b[2]], command) if any(b[1] or b[2] for b in bars)
-           else '<p>No open protocol deviation.</p>')
-        + f'<table class="sortable" id="deviation-matrix"><caption>Open protocol deviations by code and site</caption>'
-        f'{head}<tbody>{"".join(body)}</tbody>{foot}</table>'
-        + _cmd(command + " -f csv") + "</section>"
+           else '<p>No open or confirmed protocol deviation.</p>')
+        + '<table class="sortable" id="deviation-matrix"><caption>Open and confirmed protocol deviations by code and '
+        f'site</caption>{head}<tbody>{"".join(body)}</tbody>{foot}</table>'
+        + _deviation_statuses(statuses, site_flag)
+        + _cmd(command + " -f csv", f"trialkit deviations{site_flag} -f xlsx -o deviation_log.xlsx") + "</section>"
     )
+
+
+def _deviation_statuses(statuses: tuple[dict[str, Counter[str]], dict[str, Counter[str]]], site_flag: str) -> str:
+    """Two small tables: the log by code and by site, per status."""
+    by_code, by_site = statuses
+    names = ("open", "confirmed", "resolved", "dismissed")
+    head = "".join(f'<th scope="col" class="num">{_e(n)}</th>' for n in names) + '<th scope="col" class="num">Total</th>'
+    tables = []
+    for key, caption, rows in (("deviation-status-by-code", "The deviation log by code and status", by_code),
+                               ("deviation-status-by-site", "The deviation log by site and status", by_site)):
+        body = []
+        for name, found in rows.items():
+            label = f"Site {name}" if key.endswith("site") else name
+            where = f" --site {name}" if key.endswith("site") else site_flag
+            cells = "".join(_num(found.get(n, 0), f"trialkit deviations{where} --status {n}") for n in names)
+            body.append(f'<tr><th scope="row">{_e(label)}</th>{cells}'
+                        + _num(sum(found.values()), f"trialkit deviations{where}") + "</tr>")
+        first = "Code" if key.endswith("code") else "Site"
+        tables.append(f'<table class="sortable" id="{key}"><caption>{_e(caption)}</caption><thead><tr>'
+                      f'<th scope="col">{first}</th>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>')
+    return "".join(tables)
 
 
 def _code_range(codes: list[str]) -> str:
@@ -343,6 +369,7 @@ def build_report_html(workspace: Any, study: Any, *, site: str | None = None,
     for row in statuses:
         row["current"] = current.get(row["site"])
     deviations = compute_deviations(ws, sites)
+    deviation_statuses = compute_deviation_statuses(ws, sites)
     context = ReportContext(study=study, data=data, sites=sites, site=site, today=today, workspace=ws)
     tiles = list(plugin.overview(context)) if callable(getattr(plugin, "overview", None)) else []
     trial = list(plugin.sections(context)) if plugin is not None else []
@@ -351,7 +378,7 @@ def build_report_html(workspace: Any, study: Any, *, site: str | None = None,
     sections = [
         Section("overview", "Overview", _section_overview(study, site, sites, data, statuses, today, tiles)),
         Section("sites", "Sites", _section_sites(study, statuses, today)),
-        Section("deviations", "Deviations", _section_deviations(study, sites, deviations)),
+        Section("deviations", "Deviations", _section_deviations(study, sites, deviations, deviation_statuses)),
         Section("enrollment-over-time", "Enrollment", _section_enrollment(data)),
         *trial,
         Section("missing", "Missing data", _section_missing(study, data, plugin)),

@@ -12,7 +12,6 @@ from typing import Any
 
 import pandas as pd
 
-from trialkit.findings import Category
 from trialkit.report.data import ReportData
 
 MAJOR, MINOR = "major", "minor"
@@ -48,15 +47,30 @@ def compute_site_status(workspace: Any, sites: list[str], today: date) -> list[d
     return rows
 
 
+STANDING = ("open", "confirmed")  # deviations of the log that stand: detected and not resolved or dismissed
+
+
 def compute_deviations(workspace: Any, sites: list[str]) -> dict[tuple[str, str], Counter[str]]:
-    """Open deviation queries counted by (code, site) and class (``major``/``minor``)."""
+    """The deviations of the log that stand (open or confirmed) counted by (code, site) and class
+    (``major``/``minor``)."""
     counts: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     for site in sites:
-        for finding in workspace.queries_report(site, "open").findings:
-            if finding.category == Category.DEVIATION:
-                klass = finding.deviation_class or (MAJOR if finding.severity.value == "error" else MINOR)
-                counts[(finding.code, site)][klass] += 1
+        for entry in workspace.deviation_log(site=site, status=STANDING):
+            klass = entry["class"] or (MAJOR if entry["severity"] == "error" else MINOR)
+            counts[(entry["code"], site)][klass] += 1
     return counts
+
+
+def compute_deviation_statuses(workspace: Any, sites: list[str]) -> tuple[dict[str, Counter[str]],
+                                                                           dict[str, Counter[str]]]:
+    """Every deviation of the log counted by status: ``({code: Counter(status)}, {site: Counter(status)})``."""
+    by_code: dict[str, Counter[str]] = defaultdict(Counter)
+    by_site: dict[str, Counter[str]] = {site: Counter() for site in sites}
+    for site in sites:
+        for entry in workspace.deviation_log(site=site):
+            by_code[entry["code"]][entry["status"]] += 1
+            by_site[site][entry["status"]] += 1
+    return dict(sorted(by_code.items())), by_site
 
 
 def compute_enrollment(data: ReportData) -> list[tuple[str, int, int]]:
