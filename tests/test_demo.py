@@ -171,3 +171,43 @@ def test_a_foreign_folder_is_refused(tmp_path):
 def test_an_earlier_demo_may_be_replaced(demo):
     assert check_demo_folder(demo["folder"]) is True
     assert check_demo_folder(Path(demo["folder"]) / "does-not-exist") is False
+
+
+def test_the_data_managers_loop(demo):
+    """One query answered and closed, one deviation confirmed, one resolved by data, the log exported."""
+    folder, ws = demo["folder"], demo["workspace"]
+    loop = json.loads((folder / MARKER).read_text(encoding="utf-8"))["loop"]
+    [answered] = loop["answered_and_closed"]
+    assert (answered["site"], answered["code"], answered["answered"], answered["closed"]) == ("01", "DC-14", True, True)
+    query = {q["query_id"]: q for q in ws.queries(site="01")}[answered["query_id"]]
+    assert (query["status"], query["response"], query["status_by"]) == ("closed", "confirmed as is",
+                                                                          "demo.datamanager")
+    for path in answered["workbooks"]:
+        assert (folder / path).is_file(), path
+    [decided] = loop["decided"]
+    assert (decided["site"], decided["code"], decided["status"], decided["query_closed"]) == (
+        "06", "PD-12", "confirmed", True)
+    [resolved] = loop["resolved_by_data"]
+    by_upload = {s["upload"]: s["submission"] for s in demo["submissions"]}
+    assert (resolved["code"], resolved["status"], resolved["resolved_by_submission"]) == (
+        "PD-01", "resolved", by_upload["site03_v2"])
+    log = {d["deviation_id"]: d for d in ws.deviation_log()}
+    assert log[decided["deviation_id"]]["status"] == "confirmed"
+    assert log[resolved["deviation_id"]]["status"] == "resolved"
+    # every deviation of the answer key is in the log, whatever later uploads said
+    planted = {(e["site"], e["subject"], e["code"]) for e in demo["key"] if e["code"].startswith("PD-")}
+    assert planted <= {(d["site"], d["subject"], d["code"]) for d in log.values()}
+    from python_calamine import CalamineWorkbook
+
+    rows = CalamineWorkbook.from_path(str(folder / loop["deviation_log"])).get_sheet_by_name("Deviations").to_python()
+    assert len(rows) == len(log) + 1 and rows[0][0] == "deviation_id"
+    adsl = pd.read_parquet(folder / "workspace" / "pooled" / "adsl.parquet").set_index("SUBJID")
+    assert adsl.loc[decided["subject"], "PPROTFL"] == "N"
+    assert ws.data_cut()["date"] == json.loads((folder / MARKER).read_text())["data_cut"]
+    from trialkit.verify import verify
+
+    assert verify(ws).ok
+    output = demo["result"].output
+    assert f"deviation {decided['deviation_id']} (PD-12, site 06, {decided['subject']}): confirmed; its query closed" \
+        in output
+    assert str(folder / "deviation_log.xlsx") in output

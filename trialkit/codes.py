@@ -271,6 +271,25 @@ _ENGINE = (
        "A record belongs to another site than the one uploading; it is left out (a site sees only its own "
        "data).",
        "Remove the record from this site's upload."),
+    _c("NO-FORM", "No form of the study recognised", "error", "structure", "validate",
+       "No sheet, dataset or file of the upload was recognised as a form of the study: nothing was validated "
+       "and no rule ran. `validate` exits 1 whatever --fail-on says, so nothing-validated never looks clean.",
+       "Name the sheets or files by their form (e.g. DM, VS), pass --form CODE, or send the study's upload "
+       "workbook; trialkit inspect FILE shows what was read."),
+    # -- diagnoses (one finding for one cause: trialkit/diagnose.py) -----------------------------
+    _c("SITE-MISMATCH", "Every record is another site's", "error", "structure", "validate",
+       "No record of the upload is the site named with --site, and some are another site's: one finding "
+       "(\"every record is site 03; did you mean --site 03?\") instead of one per record, and nothing of the "
+       "upload is validated. `submit` refuses it before anything is archived (exit code 2).",
+       "Give the right --site (the one the message names)."),
+    _c("SITE-CONVENTIONS", "Typed in another site's conventions", "error", "type", "validate",
+       "Three or more numbers typed with a decimal comma at a site whose decimal mark is a point, or dates that "
+       "cannot be read in the site's date order but all read in another: the file was typed in another site's "
+       "conventions. One finding with the count and the first cells (all in its evidence) replaces their "
+       "IMP-TYPE errors; with dates in the wrong order, no rule runs (its findings would be consequences of "
+       "misread dates), and dates that read both ways may have been read wrong.",
+       "Check --site (the message names the sites that type that way); otherwise ask the site to send the "
+       "file in its own conventions (or dates as YYYY-MM-DD)."),
     # -- the ledger (trialkit submit) --------------------------------------------------------------
     _c("LEDGER-NO-FORM", "No form recognised", "error", "ledger", "submit",
        "No sheet, dataset or file of the upload was recognised as a form of the study; the submission is "

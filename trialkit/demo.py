@@ -13,8 +13,12 @@ what a data manager does with them and knows no trial:
     a workspace bound to the study: every upload imported, validated (with the demo's fixed data cut
     and "today", so the result never depends on the day it runs) and recorded in the ledger; held
     submissions acknowledged; the pooled datasets in ``workspace/pooled``;
+the data manager's loop
+    the study's :class:`DataManagerLoop`: a site's answers typed into its query workbook
+    (``answers/``), read back and the queries closed by the data manager in the same workbook;
+    deviations confirmed; the deviation log exported (``deviation_log.xlsx``);
 ``queries/``, ``report.html``
-    one query workbook per site, and the data-quality report;
+    one query workbook per site (the queries still open), and the data-quality report;
 ``answer_key.json``, ``demo.json``
     the planted problems, and what the demo did (seed, data cut, uploads and their submissions).
 
@@ -38,6 +42,8 @@ from trialkit.errors import UsageError
 
 MARKER = "demo.json"
 ANSWER_KEY = "answer_key.json"
+DEVIATION_LOG = "deviation_log.xlsx"
+ANSWERS_DIR = "answers"  # the query workbooks the sites answered (and the data manager closed)
 
 Row = dict[str, Any]
 Records = dict[str, list[Row]]  # form code -> records of one site
@@ -64,6 +70,7 @@ class DemoResult:
     seconds: float = 0.0
     report_note: str | None = None
     study: str = ""
+    loop: dict[str, Any] = field(default_factory=dict)  # what the data manager's loop did (run_loop)
 
 
 @dataclass
@@ -84,6 +91,55 @@ class Upload:
     files: list[Path] = field(default_factory=list)
     yes_no: dict[str, str] = field(default_factory=dict)
     yes_no_forms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Pick:
+    """One query or deviation of the ledger, chosen by site, code and subject (and form)."""
+
+    site: str
+    code: str
+    subject: str | None = None
+    form: str | None = None
+
+    def matches(self, entry: Mapping[str, Any]) -> bool:
+        """Whether a query or deviation log entry (a ledger row as a dict) is this one."""
+        return (entry.get("site") == self.site and entry.get("code") == self.code
+                and (self.subject is None or entry.get("subject") == self.subject)
+                and (self.form is None or entry.get("form") == self.form))
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A site's answer typed into its query workbook, and the data manager's close of that query."""
+
+    query: Pick
+    response: str  # SITE_RESPONSE (e.g. "confirmed as is")
+    comment: str  # SITE_COMMENT
+    responded_by: str
+    response_date: dt.date
+    close_reason: str  # DM_REASON, with DM_ACTION = close
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The data manager confirms (or dismisses) a deviation of the log, with a reason."""
+
+    deviation: Pick
+    reason: str
+    status: str = "confirmed"
+
+
+@dataclass
+class DataManagerLoop:
+    """What the data manager does once the uploads are in — the study's demo chooses the queries:
+    sites answer in their query workbooks (read back, then closed by the data manager in the same
+    workbook), deviations are confirmed or dismissed, and ``resolved`` names deviations the demo
+    expects corrected data to have resolved. The deviation log is exported either way."""
+
+    answers: list[Answer] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+    resolved: list[Pick] = field(default_factory=list)
 
 
 @dataclass
@@ -285,10 +341,10 @@ def _clear_earlier_demo(directory: Path) -> None:
     from trialkit.ledger import unlock_archive
 
     unlock_archive(directory / "workspace")  # its archive folders are read-only
-    for name in ("workspace", "uploads", "queries"):
+    for name in ("workspace", "uploads", "queries", ANSWERS_DIR):
         if (directory / name).is_dir():
             shutil.rmtree(directory / name)
-    for name in (MARKER, ANSWER_KEY, "report.html"):
+    for name in (MARKER, ANSWER_KEY, "report.html", DEVIATION_LOG):
         if (directory / name).exists():
             (directory / name).unlink()
 
@@ -349,9 +405,12 @@ def run_pipeline(
     subjects: int = 0,
     progress: Progress | None = None,
     workers: int | None = None,
+    loop: DataManagerLoop | None = None,
 ) -> DemoResult:
-    """Write ``uploads``, submit them in order to a new workspace, pool, write query workbooks and the
-    report; see the module docstring. Submissions are timed two hours apart from ``first_submission``.
+    """Write ``uploads``, submit them in order to a new workspace, run the data manager's ``loop``,
+    pool, write query workbooks, the deviation log and the report; see the module docstring. The
+    study-wide data cut is ``data_cut``; submissions are timed two hours apart from
+    ``first_submission``, the loop happens on ``today``.
 
     ``progress(step, done, total)`` is called as the work goes on. Uploads are written and validated
     in ``workers`` processes (default: 2, or 1 on a one-core machine); they are always submitted to
@@ -380,6 +439,8 @@ def run_pipeline(
 
     workspace_dir = directory / "workspace"
     ws = init_bound_workspace(workspace_dir, study, operator=operator)
+    ws.set_data_cut(data_cut, operator=operator, now=first_submission - dt.timedelta(hours=1),
+                    reason="the demo's data cut, for every site")
     submitted: list[dict[str, Any]] = []
     checks = [(study_path, upload.files, upload.site, data_cut, today) for upload in uploads]
     _progress(progress, "importing and validating the uploads", 2, total)
@@ -400,12 +461,14 @@ def run_pipeline(
             entry["acknowledged"] = True
         submitted.append(entry)
 
+    queries_dir = directory / "queries"
+    generated = dt.datetime.combine(today, dt.time(12, 0), tzinfo=dt.UTC)
+    done_loop = run_loop(ws, study, loop or DataManagerLoop(), directory, operator=operator, now=generated)
+
     _progress(progress, "pooling the accepted data", total - 2, total)
     pooled = workspace_dir / "pooled"
     pool(ws, study, pooled, formats=pool_formats, operator=operator)
 
-    queries_dir = directory / "queries"
-    generated = dt.datetime.combine(today, dt.time(12, 0), tzinfo=dt.UTC)
     sites = sorted({u.site for u in uploads})
     for site in sites:
         write_query_workbook(ws.queries_report(site, "open"), queries_dir / f"queries_site{site}.xlsx", site=site,
@@ -430,10 +493,101 @@ def run_pipeline(
     (directory / MARKER).write_text(json.dumps({
         "study": study.id, "protocol_version": study.protocol_version, "seed": seed,
         "data_cut": data_cut.isoformat(), "today": today.isoformat(),
-        "submissions": submitted, "counts": counts,
+        "submissions": submitted, "counts": counts, "loop": done_loop,
         "info_findings": "recorded normalisations (severity info) are expected and not in the answer key",
     }, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     _progress(progress, "done", total, total)
     return DemoResult(directory=directory, workspace=workspace_dir, uploads=upload_dir, answer_key=key_path,
                       pooled=pooled, report=report_path, submissions=submitted, statuses=statuses, counts=counts,
-                      seconds=seconds, study=study.id)
+                      seconds=seconds, study=study.id, loop=done_loop)
+
+
+# ------------------------------------------------------------------------------------------------
+# The data manager's loop
+
+
+def _pick(entries: list[dict[str, Any]], pick: Pick, what: str) -> dict[str, Any]:
+    chosen = [e for e in entries if pick.matches(e)]
+    if not chosen:
+        raise RuntimeError(f"the demo's loop names a {what} the ledger does not have: {pick}; the study's demo "
+                           "and its planted problems disagree")
+    return chosen[0]
+
+
+def fill_workbook(path: Path, target: Path, values: Mapping[str, Mapping[str, Any]]) -> Path:
+    """A copy of a query workbook with cells typed into it, as a site (or the data manager) types
+    them: ``values`` maps a query id to ``{column code: value}`` (``SITE_RESPONSE``, ``DM_ACTION`` …).
+    The columns are found by their codes in the header row, wherever the layout puts them."""
+    from openpyxl import load_workbook
+
+    book = load_workbook(path)
+    sheet = book["Queries"]
+    header_row, columns = None, {}
+    for row in sheet.iter_rows(min_row=1, max_row=10):
+        names = {str(c.value).strip(): c.column for c in row if c.value is not None}
+        if "QUERY_ID" in names:
+            header_row, columns = row[0].row, names
+            break
+    if header_row is None:
+        raise RuntimeError(f"{path}: no QUERY_ID header in the Queries sheet")
+    for row in sheet.iter_rows(min_row=header_row + 1):
+        qid = row[columns["QUERY_ID"] - 1].value
+        for column, value in values.get(str(qid), {}).items():
+            sheet.cell(row[0].row, columns[column]).value = value
+    target.parent.mkdir(parents=True, exist_ok=True)
+    book.save(target)
+    return target
+
+
+def run_loop(ws: Any, study: Any, loop: DataManagerLoop, directory: Path, *, operator: str,
+             now: dt.datetime) -> dict[str, Any]:
+    """Do what ``loop`` says (see :class:`DataManagerLoop`) and export the deviation log; returns
+    what was done, for ``demo.json``: the queries answered and closed (with their workbooks), the
+    deviations confirmed or dismissed, those resolved by data, and the log's path."""
+    from trialkit.deviationlog import write_xlsx
+    from trialkit.querybook import write_query_workbook
+
+    done: dict[str, Any] = {"answered_and_closed": [], "decided": [], "resolved_by_data": [],
+                            "deviation_log": DEVIATION_LOG}
+    answers_dir = directory / ANSWERS_DIR
+    by_site: dict[str, list[Answer]] = {}
+    for answer in loop.answers:
+        by_site.setdefault(answer.query.site, []).append(answer)
+    for site, answers in sorted(by_site.items()):
+        queries = ws.queries(site=site, status="open")
+        chosen = {a: _pick(queries, a.query, "query")["query_id"] for a in answers}
+        sent = write_query_workbook(ws.queries_report(site, "open"), answers_dir / f"queries_site{site}.xlsx",
+                                    site=site, study=study, generated_at=now)
+        # The site types its answers, the data manager reads them back ...
+        answered = fill_workbook(sent, answers_dir / f"queries_site{site}_answered.xlsx", {
+            qid: {"SITE_RESPONSE": a.response, "SITE_COMMENT": a.comment, "RESPONDED_BY": a.responded_by,
+                  "RESPONSE_DATE": dt.datetime.combine(a.response_date, dt.time())}
+            for a, qid in chosen.items()})
+        first = ws.record_answers(answered, operator, site=site, now=now + dt.timedelta(hours=1))
+        # ... reviews them, and closes the queries in the same workbook.
+        reviewed = fill_workbook(answered, answers_dir / f"queries_site{site}_reviewed.xlsx", {
+            qid: {"DM_ACTION": "close", "DM_REASON": a.close_reason} for a, qid in chosen.items()})
+        second = ws.record_answers(reviewed, operator, site=site, now=now + dt.timedelta(hours=2))
+        if first.refused or second.refused:
+            raise RuntimeError(f"site {site}: the demo's answers were refused: {first.refused or second.refused}")
+        for answer, qid in chosen.items():
+            done["answered_and_closed"].append({
+                "site": site, "query_id": qid, "code": answer.query.code, "subject": answer.query.subject,
+                "answered": qid in first.answered, "closed": qid in second.closed,
+                "workbooks": [p.relative_to(directory).as_posix() for p in (sent, answered, reviewed)]})
+    log = ws.deviation_log()
+    for decision in loop.decisions:
+        ident = _pick(log, decision.deviation, "deviation")["deviation_id"]
+        result = ws.set_deviation_status([ident], decision.status, decision.reason, operator=operator,
+                                         site=decision.deviation.site, now=now + dt.timedelta(hours=3))
+        done["decided"].append({"site": decision.deviation.site, "deviation_id": ident, "status": decision.status,
+                                "code": decision.deviation.code, "subject": decision.deviation.subject,
+                                "query_closed": bool(result.queries_closed)})
+    log = ws.deviation_log()
+    for pick in loop.resolved:
+        entry = _pick(log, pick, "deviation")
+        done["resolved_by_data"].append({"site": pick.site, "deviation_id": entry["deviation_id"], "code": pick.code,
+                                         "subject": pick.subject, "status": entry["status"],
+                                         "resolved_by_submission": entry["resolved_submission"]})
+    write_xlsx(log, directory / DEVIATION_LOG, study_id=study.id, generated_at=now + dt.timedelta(hours=4))
+    return done

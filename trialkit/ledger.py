@@ -1957,7 +1957,7 @@ def _is_label_row(qid: str, values: Sequence[Any], date_col: int | None) -> bool
     if date_col is None or date_col >= len(values):
         return True
     cell = values[date_col]
-    if cell is None or isinstance(cell, date | datetime | int | float):
+    if cell is None or isinstance(cell, date | datetime | int | float) or not str(cell).strip():
         return False
     return not re.match(r"^\s*\d{1,4}[./-]\d{1,2}[./-]\d{1,4}", str(cell))
 

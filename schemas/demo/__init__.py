@@ -16,7 +16,16 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from trialkit.demo import DemoResult, Progress, run_pipeline
+from trialkit.demo import (
+    Answer,
+    DataManagerLoop,
+    Decision,
+    DemoResult,
+    Pick,
+    Problem,
+    Progress,
+    run_pipeline,
+)
 
 from .generator import DATA_CUT
 from .plants import build_uploads
@@ -46,4 +55,35 @@ def run_demo(folder: str | Path, *, study: Any, seed: int | None = None, progres
     uploads, problems, generator = build_uploads(study, seed)
     return run_pipeline(study, folder, uploads, problems, seed=seed, data_cut=DATA_CUT, today=TODAY,
                         first_submission=FIRST_SUBMISSION, operator=OPERATOR, pool_formats=POOL_FORMATS,
-                        subjects=len(generator.meta), progress=progress, workers=workers)
+                        subjects=len(generator.meta), progress=progress, workers=workers,
+                        loop=data_manager_loop(problems))
+
+
+def data_manager_loop(problems: list[Problem]) -> DataManagerLoop:
+    """A day in the data manager's loop, on planted problems of the answer key:
+
+    - Milan answers its DC-14 query (a 25 % weight jump) in its query workbook — "confirmed as is",
+      re-measured — and the data manager closes it in the same workbook;
+    - the SAE site 06 reported to the sponsor 5 days late (PD-12, major) is a fact of the trial: the
+      data manager confirms it, which closes its query and takes the subject out of the
+      per-protocol population;
+    - site 03's PD-01 was a typing slip that its corrected re-upload resolved: it stays in the
+      deviation log, resolved.
+    """
+
+    def planted(site: str, code: str) -> Problem:
+        return next(p for p in problems if p.site == site and p.code == code)
+
+    weight, late, slip = planted("01", "DC-14"), planted("06", "PD-12"), planted("03", "PD-01")
+    return DataManagerLoop(
+        answers=[Answer(
+            Pick("01", "DC-14", weight.subject), response="confirmed as is",
+            comment="weighed again on the calibrated clinic scale: the value is right (the child grew)",
+            responded_by="Milan study nurse", response_date=TODAY - dt.timedelta(days=2),
+            close_reason="confirmed at source by the site (SITE_COMMENT); no change needed")],
+        decisions=[Decision(
+            Pick("06", "PD-12", late.subject),
+            reason="SAE reported to the sponsor 5 days after the site became aware; confirmed with the site, "
+                   "which was retrained on SAE reporting")],
+        resolved=[Pick("03", "PD-01", slip.subject)],
+    )

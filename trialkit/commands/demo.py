@@ -60,12 +60,28 @@ def command(directory: str, seed: int | None, study_path: str | None, quiet: boo
                f"{result.counts['codes']} codes)")
     click.echo(f"  site uploads      {result.uploads}")
     click.echo(f"  workspace         {ws}")
+    loop = result.loop or {}
+    if loop.get("deviation_log"):
+        click.echo(f"  deviation log     {here / loop['deviation_log']}")
     click.echo("")
     click.echo("Site status: " + ", ".join(f"{site} {status}" for site, status in sorted(result.statuses.items())))
+    if loop:
+        click.echo("")
+        click.echo("The data manager's loop:")
+        for item in loop.get("answered_and_closed", []):
+            click.echo(f"  query {item['query_id']} ({item['code']}, site {item['site']}): answered by the site in "
+                       f"{item['workbooks'][1]}, closed by the data manager")
+        for item in loop.get("decided", []):
+            click.echo(f"  deviation {item['deviation_id']} ({item['code']}, site {item['site']}, {item['subject']}): "
+                       f"{item['status']}" + ("; its query closed" if item.get("query_closed") else ""))
+        for item in loop.get("resolved_by_data", []):
+            click.echo(f"  deviation {item['deviation_id']} ({item['code']}, site {item['site']}, {item['subject']}): "
+                       f"{item['status']} by submission {item['resolved_by_submission']} (corrected data)")
     click.echo("")
     example = sorted(result.statuses)[0] if result.statuses else "SS"
     click.echo("Next, try:")
     click.echo(f"  trialkit log --workspace {ws}")
     click.echo(f"  trialkit queries --workspace {ws} --status open")
+    click.echo(f"  trialkit deviations --workspace {ws}")
     click.echo(f"  trialkit queries --workspace {ws} --site {example} -o queries_site{example}.xlsx")
     click.echo(f"  trialkit pool --workspace {ws} -o pooled")

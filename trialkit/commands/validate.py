@@ -198,7 +198,7 @@ def finding_line(finding, *, show_file: bool = False) -> str:
     (with ``show_file``, the file name first: for a report of several files)."""
     parts = []
     name = Path(finding.file).name if finding.file else None
-    if show_file and name:
+    if show_file and name and name not in finding.message:
         parts.append(name)
     if finding.row is not None:
         parts.append(f"row {finding.row}")
