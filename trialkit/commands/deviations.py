@@ -31,7 +31,7 @@ STATUSES = ["open", "confirmed", "resolved", "dismissed", "all"]
 def command(ctx: click.Context, site: str | None, statuses: tuple[str, ...], code: str | None,
             output_format: str, output: str | None, workspace: str | None, study_path: str | None,
             quiet: bool) -> None:
-    """The deviation log: every protocol deviation ever detected, and its status.
+    """The deviation log: every protocol deviation ever detected; confirm or dismiss.
 
     \b
     Each deviation (its id is the query id of its finding) with code, class (major/minor),

@@ -17,18 +17,21 @@ everything generic.
     ``derive_datasets(study, forms, *, randlist=None, deviations=None, data_cut=None)
     -> {name: DataFrame}`` — the study's analysis datasets from the pooled, typed forms (form code ->
     frame). ``randlist`` is the unblinded randomization list (``RANDNO``, ``ARM``; only with
-    ``trialkit pool --unblind``), ``deviations`` the protocol deviations (``SUBJID``, ``CODE``,
-    ``class``; from the deviation log also its ``status``: only ``confirmed`` ones are established).
-    Each frame carries its variable labels in ``frame.attrs["labels"]`` and its dataset label in
-    ``frame.attrs["dataset_label"]``; optionally its :class:`trialkit.metadata.DatasetMeta` in
-    ``frame.attrs["metadata"]`` (origins, derivations, codelists, keys, parameters: what define.xml,
-    Dataset-JSON, the codebook and the SAV/DTA value labels are made of — set it with
-    :func:`trialkit.metadata.attach`). Names are upper case, at most 8 characters. A study without
-    it pools its forms only.
+    ``trialkit pool --unblind``), ``deviations`` the deviation log (:func:`trialkit.deviationlog.log_frame`:
+    ``SUBJID``, ``SITEID``, ``CODE``, ``class``, ``status`` …; only ``confirmed`` ones are established:
+    the per-protocol population excludes subjects with a confirmed major deviation), ``data_cut`` the
+    study-wide data cut (None when none is set). Each frame carries its variable labels in
+    ``frame.attrs["labels"]`` and its dataset label in ``frame.attrs["dataset_label"]``; optionally its
+    :class:`trialkit.metadata.DatasetMeta` in ``frame.attrs["metadata"]`` (origins, derivations,
+    codelists, keys, parameters: what define.xml, Dataset-JSON, the codebook and the SAV/DTA value
+    labels are made of — set it with :func:`trialkit.metadata.attach`). Names are upper case, at most 8
+    characters. A study without it pools its forms only.
 ``demo``
     ``run_demo(folder, *, study, seed=None, progress=None, workers=None) -> trialkit.demo.DemoResult``
-    — writes a synthetic study into ``folder`` and runs it through the pipeline (``trialkit demo``);
-    ``DEFAULT_SEED`` is its default seed. Without it, ``trialkit demo`` exits 2 saying so.
+    — writes a synthetic study into ``folder`` and runs it through the pipeline (``trialkit demo``,
+    usually with :func:`trialkit.demo.run_pipeline`, whose ``loop`` — a
+    :class:`trialkit.demo.DataManagerLoop` — names the queries answered and closed and the
+    deviations confirmed); ``DEFAULT_SEED`` is its default seed. Without it, ``trialkit demo`` exits 2 saying so.
 ``report``
     ``sections(context: trialkit.report.ReportContext) -> list[trialkit.report.Section]`` — the
     trial's own sections of the data-quality report, placed after the generic ones. Optional in
