@@ -1413,12 +1413,13 @@ class Workspace:
         lines = connection.execute("SELECT seq, detail FROM audit ORDER BY seq").fetchall()
         for line in lines:
             detail = json.loads(line["detail"])
-            if line["seq"] > as_of and not replay.deviations and "deviations_snapshot" in detail:
+            if line["seq"] <= as_of:
+                replay.apply(detail)
+            elif replay.deviations:
+                break
+            elif "deviations_snapshot" in detail:
                 replay.apply(detail)  # the ledger was migrated after that line: its snapshot is the best known
                 break
-            if line["seq"] > as_of:
-                break
-            replay.apply(detail)
         return replay.deviations
 
     def freeze_seq(self, label: str) -> int:
