@@ -84,11 +84,12 @@ def test_submit_fix_and_resubmit_tells_the_history_truthfully(fake_env):
     assert first.exit_code == 1
     assert first.stdout == (
         "submission 1: site A1, rejected\n"
-        "findings: 2 error(s), 0 warning(s), 0 info\n"
+        "why: rejected: 2 error(s) that are not protocol deviations (CODELIST, REQUIRED) block acceptance\n"
+        "findings: 2 error(s), 0 warning(s), 0 info; data cut 2025-01-02 (latest date in the upload)\n"
         "queries: 2 new, 0 still open, 0 resolved, 0 reopened\n"
         "changes: MEAL 1 added, 0 removed, 0 changed; PET 3 added, 0 removed, 0 changed\n"
     )
-    assert "Submission 1 rejected: 2 error(s)" in first.stderr
+    assert "Submission 1 rejected: 2 blocking error(s)" in first.stderr
 
     duplicate = run("submit", pet, meal, "--site", "A1")
     assert duplicate.exit_code == 1
@@ -98,7 +99,7 @@ def test_submit_fix_and_resubmit_tells_the_history_truthfully(fake_env):
     write(uploads, "PET.csv", PET_ONE_FIXED)
     second = run("submit", pet, meal, "--site", "A1", "-q")
     assert second.exit_code == 1
-    assert second.stdout.splitlines()[2] == "queries: 1 new, 0 still open, 2 resolved, 0 reopened"
+    assert second.stdout.splitlines()[3] == "queries: 1 new, 0 still open, 2 resolved, 0 reopened"
     assert second.stderr == ""
 
     write(uploads, "PET.csv", PET_CLEAN)

@@ -8,7 +8,9 @@ A workspace is a folder holding:
     the ledger (SQLite, WAL journal, foreign keys on): every submission with its files, status and
     full findings; what each submission held, form by form (rows, subjects, every record's key and
     content hash: :mod:`trialkit.records`); which submission is each site's current data for each
-    form; the queries with their history and the sites' answers; and an append-only audit log
+    form; the queries with their state (open, answered, closed, resolved), history and the sites'
+    answers; the deviation log (every protocol deviation ever detected, open, confirmed, resolved or
+    dismissed: :mod:`trialkit.lifecycle`); and an append-only audit log
     (SQLite triggers abort any UPDATE or DELETE of it, and each line carries a hash chained to the
     line before, so that an edit made around the triggers is found by :mod:`trialkit.verify`).
 ``archive/sha256/ab/abcdef….ext``
@@ -36,7 +38,10 @@ Statuses, decided in this order:
 - ``accepted`` when clean, ``accepted-with-warnings`` when warnings or removals were acknowledged.
 
 Protocol deviations (category ``deviation``) do not decide the status: correct data that shows a
-deviation is accepted, and the deviation stays a query for the site (see :func:`blocking_counts`).
+deviation is accepted, and the deviation stays a query for the site and enters the deviation log
+(see :func:`blocking_counts`). An upload none of whose records is the site's (``SITE-MISMATCH``) is
+refused before anything is archived (:class:`SiteMismatch`). The study-wide data cut is an audit line
+(``data-cut``: :meth:`Workspace.set_data_cut`).
 An upload with privacy findings (direct identifiers) is refused before anything is archived
 (:class:`PrivacyRefused`); only an audit line records that it came. Only regular files are taken:
 a symbolic link, a folder, a device or a FIFO is refused before anything is archived.

@@ -73,6 +73,8 @@ def render_text(submissions: list[dict[str, Any]], audit: list[dict[str, Any]]) 
     for entry in audit:
         where = f" site {printable(entry['site'])}" if entry["site"] else ""
         which = f" submission {entry['submission_id']}" if entry["submission_id"] else ""
+        detail = entry.get("detail") or {}
+        why = f" — {printable(detail['reason'])}" if isinstance(detail, dict) and detail.get("reason") else ""
         lines.append(f"  {entry['seq']:>4}  {printable(entry['at'])}  {printable(entry['operator'])}  "
-                     f"{printable(entry['action'])}{where}{which}")
+                     f"{printable(entry['action'])}{where}{which}{why}")
     return lines
