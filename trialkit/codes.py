@@ -269,7 +269,8 @@ _ENGINE = (
        "Add the column (use the current template)."),
     _c("WRONG-SITE", "Record of another site", "error", "privacy", "validate",
        "A record belongs to another site than the one uploading; it is left out (a site sees only its own "
-       "data).",
+       "data), and `submit` refuses the upload before anything is archived. When no record at all is the "
+       "site's, one SITE-MISMATCH finding replaces these.",
        "Remove the record from this site's upload."),
     _c("NO-FORM", "No form of the study recognised", "error", "structure", "validate",
        "No sheet, dataset or file of the upload was recognised as a form of the study: nothing was validated "
