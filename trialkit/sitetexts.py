@@ -20,6 +20,7 @@ from typing import Any
 
 from trialkit.i18n import LANGUAGES, text
 from trialkit.importers.header import header_key
+from trialkit.numformat import format_number
 
 #: A codelist is spelled out in the hint when it has at most this many codes and they are short.
 HINT_CODES_MAX = 6
@@ -28,11 +29,7 @@ HINT_CODES_CHARS = 32
 
 def number_text(value: float | int | None) -> str:
     """A bound as a person writes it: ``8``, ``34.5``, ``0.25`` (no ``.0``, no exponent)."""
-    if value is None:
-        return ""
-    if float(value).is_integer():
-        return str(int(value))
-    return f"{value:g}"
+    return "" if value is None else format_number(value)
 
 
 def sheet_title(study: Any, form: Any, language: str | None) -> str:
