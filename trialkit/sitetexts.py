@@ -124,12 +124,22 @@ def study_languages(study: Any) -> list[str]:
     return [lang for lang in LANGUAGES if lang in wanted]
 
 
+_BLOCK_KEYS: dict[tuple[str, str, str], tuple[dict[str, set[str]], set[str]]] = {}
+
+
 def header_block_keys(study: Any, form: Any) -> tuple[dict[str, set[str]], set[str]]:
     """What the template writes above a form's records, as :func:`header_key` keys, in every language:
-    per variable name its labels and hints, and the sheet titles.
+    per variable name its labels and hints, and the sheet titles (cached per study version and form).
 
     An importer uses it to tell the template's label and hint rows (and its title row) from records.
     """
+    key = (str(getattr(study, "path", "")), getattr(study, "definition_hash", "") or str(id(study)), form.code)
+    if key not in _BLOCK_KEYS:
+        _BLOCK_KEYS[key] = _header_block_keys(study, form)
+    return _BLOCK_KEYS[key]
+
+
+def _header_block_keys(study: Any, form: Any) -> tuple[dict[str, set[str]], set[str]]:
     per_variable: dict[str, set[str]] = {}
     titles: set[str] = set()
     sites: Iterable[Any] = [None, *study.sites.values()]

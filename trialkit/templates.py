@@ -317,7 +317,7 @@ def _write_form_sheet(wb: Workbook, study: Study, form: Form, codelist_ranges: d
         if turned:
             code.alignment = label_cell.alignment = hint_cell.alignment = UPRIGHT
             heights[CODE_ROW] = max(heights[CODE_ROW], upright_height(var.name, width, CODE_SIZE, glyph=0.82))
-            heights[LABEL_ROW] = max(heights[LABEL_ROW], upright_height(label, width, LABEL_SIZE))
+            heights[LABEL_ROW] = max(heights[LABEL_ROW], upright_height(label, width, LABEL_SIZE, glyph=0.75))
             heights[HINT_ROW] = max(heights[HINT_ROW], upright_height(hint_text, width, HINT_SIZE))
         else:
             heights[LABEL_ROW] = max(heights[LABEL_ROW],
@@ -561,9 +561,9 @@ def _write_instructions(ws: Worksheet, study: Study, site: Site | None, language
     for form in study.forms.values():
         row += 1
         described = f"{texts.form_label(form)} — {texts.form_structure(form)}"
-        ws.cell(row=row, column=1, value=form.code)
+        ws.cell(row=row, column=1, value=form.code).alignment = WRAP
         ws.cell(row=row, column=2, value=described).alignment = WRAP
-        ws.cell(row=row, column=3, value=len(form.site_variables))
+        ws.cell(row=row, column=3, value=len(form.site_variables)).alignment = WRAP
         ws.row_dimensions[row].height = line_height(11) * wrapped_lines(described, INSTRUCTION_TEXT_WIDTH) + 2
     ws.column_dimensions["A"].width = INSTRUCTION_LABEL_WIDTH
     ws.column_dimensions["B"].width = INSTRUCTION_TEXT_WIDTH
