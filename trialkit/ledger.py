@@ -1232,8 +1232,8 @@ class Workspace:
         report = Report(study_id=self.study_id, site=site)
         latest = self._latest_submission(site)
         if latest is not None:
-            # The workbook's summary states what the queries were raised against: the site's latest
-            # current submission (the latest of any site for all sites).
+            # The workbook's summary states what the queries were last checked against: the site's
+            # latest submission (the latest of any site for all sites).
             report.study_id = latest["study_id"] or report.study_id
             report.study_version = latest["study_version"]
             report.schema_hash = latest["schema_hash"]
@@ -1247,15 +1247,15 @@ class Workspace:
         return report
 
     def _latest_submission(self, site: str | None) -> sqlite3.Row | None:
-        """The latest submission that is current data for a form (of ``site``, or of any site)."""
-        sql = ("SELECT study_id, study_version, schema_hash, data_cut, trialkit_version FROM submissions "
-               "WHERE id IN (SELECT submission_id FROM current_forms{where}) ORDER BY id DESC LIMIT 1")
+        """The latest submission of ``site`` (of any site when None), whatever its status: the last
+        validation, which the open queries were last checked against."""
+        sql = "SELECT study_id, study_version, schema_hash, data_cut, trialkit_version FROM submissions"
         args: tuple[Any, ...] = ()
         if site is not None:
+            sql += " WHERE site = ?"
             args = (self.check_site(site),)
         with self._connect() as connection:
-            return connection.execute(sql.format(where=" WHERE site = ?" if site is not None else ""),
-                                      args).fetchone()
+            return connection.execute(sql + " ORDER BY id DESC LIMIT 1", args).fetchone()
 
     def record_answers(self, xlsx_path: str | os.PathLike[str], operator: str | None = None,
                        *, site: str | None = None, now: datetime | None = None) -> AnswersResult:

@@ -97,6 +97,7 @@ DM_COLUMNS = ("DM_ACTION", "DM_REASON")
 SPARE_ROWS = 20
 
 DATA_SIZE = 10
+DATE_FORMAT = "yyyy-mm-dd"
 CODE_SIZE = 8
 TITLE_SIZE = 13
 
@@ -358,12 +359,14 @@ def _write_queries(sheet: Any, report: Report, findings: list[Finding], site: st
     for row_number, finding in enumerate(findings, start=FIRST_QUERY_ROW):
         fill = SEVERITY_FILL.get(finding.severity)
         lines = 1
-        for column, (_, attribute, width) in enumerate(QUERY_COLUMNS, start=1):
+        for column, (name, attribute, width) in enumerate(QUERY_COLUMNS, start=1):
             cell = sheet.cell(row_number, column)
             cell.font = DATA_FONT
             cell.alignment = WRAP_TOP
             if attribute is None:
                 cell.protection = UNLOCKED
+                if name == "RESPONSE_DATE":
+                    cell.number_format = DATE_FORMAT
                 continue
             value = _cell_value(finding, attribute, paths)
             _set_text(cell, value)
@@ -409,15 +412,12 @@ def _answer_validations(sheet: Any, headers: list[str], last_row: int, language:
         sheet.add_data_validation(validation)
         letter = column(name)
         validation.add(f"{letter}{FIRST_QUERY_ROW}:{letter}{last_row}")
-    sheet.column_dimensions[column("RESPONSE_DATE")].number_format = "yyyy-mm-dd"
+    # The answer columns are unlocked through the column style (also below the last query, for a
+    # row a site adds); the header cells above keep their own, locked, style.
     for name, attribute, _ in QUERY_COLUMNS:
         if attribute is None:
-            letter = column(name)
-            for row in range(FIRST_QUERY_ROW, last_row + 1):
-                cell = sheet[f"{letter}{row}"]
-                cell.protection = UNLOCKED
-                if name == "RESPONSE_DATE":
-                    cell.number_format = "yyyy-mm-dd"
+            sheet.column_dimensions[column(name)].protection = UNLOCKED
+    sheet.column_dimensions[column("RESPONSE_DATE")].number_format = DATE_FORMAT
 
 
 def _print_setup(sheet: Any, *, last_column: str, last_row: int, title_rows: str | None = None,

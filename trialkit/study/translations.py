@@ -159,7 +159,7 @@ def read_translations(folder: Path, forms: Mapping[str, Any], codelists: Mapping
         try:
             parsed = TranslationFile.model_validate(raw)
         except ValidationError as exc:
-            problems.extend(f"{path}: {_describe(error)}" for error in exc.errors())
+            problems.extend(dict.fromkeys(f"{path}: {_describe(error)}" for error in exc.errors()))
             continue
         problems.extend(f"{path}: {p}" for p in _check(parsed, forms, codelists, missing_codes))
         files[language] = parsed
@@ -182,9 +182,10 @@ def _describe(error: Mapping[str, Any]) -> str:
         close = difflib.get_close_matches(key, allowed, n=1)
         hint = f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(allowed)}"
         return f"[{'.'.join(loc[:-1])}]: unknown key '{key}'; {hint}"
-    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    # A union's branches (``str``, ``dict[str,str]``) are pydantic's, not keys of the file.
+    loc = [p for p in loc if p != "str" and not p.startswith("dict[")]
     place = f"[{'.'.join(loc)}]" if loc else "the file"
-    return f"{place}: {message} (write text in quotes, e.g. KEY = \"...\")"
+    return f"{place}: not text; write text in quotes, e.g. KEY = \"...\""
 
 
 def _suggest(name: str, known: list[str]) -> str:
