@@ -66,11 +66,27 @@ def template(tmp_path_factory) -> Path:
     return write_template(load_study(), tmp_path_factory.mktemp("lo") / "template.xlsx")
 
 
+SITES = {"01": "it", "03": "fr", "04": "de", "05": "nl", "06": "es", "09": "en"}
+
+
 @pytest.fixture(scope="module")
-def milan_pdf(tmp_path_factory) -> Path:
+def site_pdfs(tmp_path_factory) -> dict[str, Path]:
+    """The templates of a site of each language, as LibreOffice prints them (one conversion run)."""
+    folder = tmp_path_factory.mktemp("sites")
+    books = [write_template(load_study(), folder / f"site{site}.xlsx", site=site) for site in SITES]
+    outdir = folder / "pdf"
+    completed = subprocess.run(
+        [LIBREOFFICE, f"-env:UserInstallation=file://{outdir / 'lo-profile'}", "--headless", "--convert-to", "pdf",
+         "--outdir", str(outdir), *map(str, books)], capture_output=True, text=True, timeout=600, check=False)
+    pdfs = {site: outdir / f"site{site}.pdf" for site in SITES}
+    assert completed.returncode == 0 and all(p.is_file() for p in pdfs.values()), completed.stderr
+    return pdfs
+
+
+@pytest.fixture(scope="module")
+def milan_pdf(site_pdfs) -> Path:
     """Site 01's template (Milan, Italian), as LibreOffice prints it."""
-    folder = tmp_path_factory.mktemp("milan")
-    return _convert(write_template(load_study(), folder / "milan.xlsx", site="01"), "pdf", folder / "pdf")
+    return site_pdfs["01"]
 
 
 def test_template_converts_to_pdf(template, tmp_path):
@@ -193,3 +209,17 @@ def test_query_workbook_of_three_queries_prints_on_two_pages(tmp_path):
                   "30.5 %", "site01_v2.xlsx"):
         assert words in queries, words
     assert "/home/dm" not in "".join(texts)
+
+
+@needs_pdftotext
+@pytest.mark.parametrize("site", list(SITES))
+def test_every_language_prints_one_page_per_form_sheet(site_pdfs, site):
+    study = load_study()
+    texts = _page_texts(site_pdfs[site])
+    assert len(texts) <= len(study.forms) + 2, f"site {site}: {len(texts)} pages"
+    for code in study.forms:
+        on = [i for i, text in enumerate(texts) if re.search(rf"ANK-SJIA-01 · {code}\b", text)]
+        assert len(on) == 1, f"site {site} ({SITES[site]}): sheet {code} prints on pages {on}"
+    dm = next(t for t in texts if "ANK-SJIA-01 · DM" in t)
+    label = study.texts(SITES[site]).label(study.forms["DM"], study.forms["DM"].variable("SEX"))
+    assert label in dm  # the label in the site's language is printed text

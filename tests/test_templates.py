@@ -120,7 +120,7 @@ def test_print_setup_one_page_wide_with_the_header_block_repeated(study, wb):
         last = get_column_letter(len(form.site_variables))
         assert ws.page_setup.orientation == "landscape", form.code
         assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.page_setup.fitToWidth == 1
-        assert ws.page_setup.fitToHeight == 0
+        assert ws.page_setup.fitToHeight == 1  # the print area (header block and 20 rows) on one page
         assert ws.print_title_rows == f"${TITLE_ROW}:${HINT_ROW}"
         assert ws.print_area == f"'{form.code}'!$A$1:${last}${FIRST_ENTRY_ROW + PRINT_ENTRY_ROWS - 1}"
     instructions = wb["Instructions"]
@@ -339,6 +339,18 @@ def test_cli_template_site_and_output(tmp_path, monkeypatch):
     result = runner.invoke(cli, ["template", "--site", "08"])
     assert result.exit_code == 0
     assert (tmp_path / "ANK-SJIA-01_upload_template_site08.xlsx").is_file()
+
+
+def test_cli_template_language(tmp_path):
+    target = tmp_path / "berlin_en.xlsx"
+    result = CliRunner().invoke(cli, ["template", "--site", "04", "--language", "en", "-o", str(target), "-q"])
+    assert result.exit_code == 0, result.output
+    book = load_workbook(target)
+    assert book["DM"].cell(row=TITLE_ROW, column=1).value == "DM — Demographics: one row per subject"
+    assert {r[0]: r[1] for r in book["_trialkit"].iter_rows(values_only=True)}["language"] == "en"
+    book.close()
+    wrong = CliRunner().invoke(cli, ["template", "--language", "pt", "-o", str(tmp_path / "x.xlsx")])
+    assert wrong.exit_code == 2 and "'pt' is not one of" in wrong.stderr
 
 
 def test_cli_template_unknown_site_is_usage_error(tmp_path):

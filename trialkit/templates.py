@@ -352,8 +352,10 @@ def _write_form_sheet(wb: Workbook, study: Study, form: Form, codelist_ranges: d
     protection.deleteRows = False
     protection.sort = False
     ws.print_options.gridLines = True
+    # One page per sheet: one page wide, and one tall for the print area of the header block and
+    # PRINT_ENTRY_ROWS rows (a tall header block of upright labels must not push rows to a 2nd page).
     print_setup(ws, last_column=last_letter, last_row=FIRST_ENTRY_ROW + PRINT_ENTRY_ROWS - 1,
-                title_rows=f"{TITLE_ROW}:{HINT_ROW}", footer=study.id)
+                title_rows=f"{TITLE_ROW}:{HINT_ROW}", fit_height=1, footer=study.id)
     return ws
 
 
