@@ -359,11 +359,6 @@ def _write_form_sheet(wb: Workbook, study: Study, form: Form, codelist_ranges: d
     return ws
 
 
-def column_widths(study: Study, variables: list[Variable], labels: list[str], hints: list[str]) -> list[float]:
-    """Each column's width (see :func:`column_layout`)."""
-    return column_layout(study, variables, labels, hints)[0]
-
-
 def column_layout(study: Study, variables: list[Variable], labels: list[str],
                   hints: list[str]) -> tuple[list[float], list[bool]]:
     """Each column's width, and whether its header cells are turned upright.
