@@ -463,6 +463,9 @@ def test_pd06_above_20_percent_in_part_b_is_minor(subject):
     assert_finding(finding, "PD-06", "EXMISS", "EX", 3, "minor")
     assert finding.evidence["PLANNED"] == "11"
     assert finding.evidence["PART"] == "Part B"
+    # The message rounds as a person writes (27.3 %); the evidence keeps the exact ratio.
+    assert "3 of 11 planned daily doses missed (27.3 %)" in finding.message
+    assert finding.evidence["PCTMISSED"].startswith("27.2727")
 
 
 # ------------------------------------------------------------------------------------------------

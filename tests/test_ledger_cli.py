@@ -227,8 +227,9 @@ def test_query_workbooks_one_per_site_and_answers_read_back(two_sites, tmp_path)
         path = tmp_path / f"q_site{site}.xlsx"
         assert path.is_file()
         sheet = openpyxl.load_workbook(path)["Queries"]
-        header = [c.value for c in sheet[1]]
-        ids = [row[header.index("QUERY_ID")] for row in sheet.iter_rows(min_row=2, values_only=True)]
+        header = [c.value for c in sheet[2]]  # a title above, the labels in the site's language below
+        assert sheet.cell(3, header.index("QUERY_ID") + 1).value == "Query"
+        ids = [row[header.index("QUERY_ID")] for row in sheet.iter_rows(min_row=4, values_only=True)]
         books[site] = (path, header, sorted(ids))
     assert books["01"][2] == ["Q-A1", "Q-A2"] and books["02"][2] == ["Q-B1"]  # a site sees only its own
 
@@ -237,7 +238,7 @@ def test_query_workbooks_one_per_site_and_answers_read_back(two_sites, tmp_path)
     sheet = book["Queries"]
     column = {name: header.index(name) + 1 for name in ("QUERY_ID", "SITE_RESPONSE", "RESPONDED_BY",
                                                         "RESPONSE_DATE")}
-    for row in range(2, sheet.max_row + 1):
+    for row in range(4, sheet.max_row + 1):
         if sheet.cell(row, column["QUERY_ID"]).value == "Q-A1":
             sheet.cell(row, column["SITE_RESPONSE"]).value = "Typo: weight is 90 kg"
             sheet.cell(row, column["RESPONDED_BY"]).value = "Dr Rossi"

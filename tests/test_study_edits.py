@@ -48,7 +48,8 @@ def test_adding_a_site(copied, study, tmp_path):
     from openpyxl import load_workbook
 
     book = load_workbook(tmp_path / "lisbon.xlsx")
-    assert book["DM"]["A2"].value == "10"
+    assert {r[0]: r[1] for r in book["_trialkit"].iter_rows(values_only=True)}["site"] == "10"  # fills SITEID
+    assert book["DM"].cell(row=4, column=1).value == "required\nblank = site 10"  # no language: English
     assert any("Lisbon" in str(c.value) for row in book["Instructions"].iter_rows() for c in row if c.value)
 
 

@@ -11,11 +11,18 @@ from openpyxl.utils import get_column_letter
 
 from trialkit.cli import cli
 from trialkit.templates import (
+    CODE_ROW,
     ENTRY_ROWS,
     ERROR_MAX,
     ERROR_TITLE_MAX,
+    FIRST_ENTRY_ROW,
+    HINT_ROW,
+    LABEL_ROW,
+    PRINT_ENTRY_ROWS,
     PROMPT_MAX,
     PROMPT_TITLE_MAX,
+    TITLE_ROW,
+    UPRIGHT_WIDTH,
     codelist_defined_name,
     entry_rows,
     template_contents,
@@ -69,26 +76,67 @@ def test_sheets_in_order_with_hidden_helpers(study, wb):
 def test_every_form_sheet_has_its_site_variables_in_order(study, wb):
     for form in study.forms.values():
         ws = wb[form.code]
-        header = [c.value for c in ws[1]]
+        header = [c.value for c in ws[CODE_ROW]]
         assert header == [v.name for v in form.site_variables], form.code
         assert not any(v.derived for v in form.site_variables)
-        assert ws.freeze_panes == "A2"
+        assert ws.freeze_panes == f"A{FIRST_ENTRY_ROW}"
         assert ws.protection.sheet is True and not ws.protection.password
         for col, var in enumerate(form.site_variables, start=1):
-            cell = ws.cell(row=1, column=col)
+            cell = ws.cell(row=CODE_ROW, column=col)
             assert cell.font.bold and cell.protection.locked
             assert cell.comment is not None and var.label in cell.comment.text
             assert "Type: " in cell.comment.text
             if var.rule_text:
                 assert var.rule_text in cell.comment.text
+            for row in (TITLE_ROW, LABEL_ROW, HINT_ROW):
+                assert ws.cell(row=row, column=col).protection.locked
             dim = ws.column_dimensions[get_column_letter(col)]
             assert dim.protection.locked is False, f"{form.code}.{var.name} entry area is locked"
-            assert dim.width and dim.width >= 10
+            assert dim.width and dim.width >= UPRIGHT_WIDTH
 
 
-def test_lab_derived_variables_are_not_in_the_template(wb):
-    header = [c.value for c in wb["LB"][1]]
-    assert "LBSTRESN" not in header and "LBORRES" in header
+def test_title_label_and_hint_rows_say_what_a_site_needs(study, wb):
+    vs = wb["VS"]
+    assert vs.cell(row=TITLE_ROW, column=1).value == "VS — Vital signs: one row per subject and visit"
+    labels = {vs.cell(row=CODE_ROW, column=c).value: vs.cell(row=LABEL_ROW, column=c).value
+              for c in range(1, vs.max_column + 1)}
+    hints = {vs.cell(row=CODE_ROW, column=c).value: vs.cell(row=HINT_ROW, column=c).value
+             for c in range(1, vs.max_column + 1)}
+    assert labels["WEIGHT"] == "Weight" and labels["VSDAT"] == "Visit date"
+    assert hints["WEIGHT"] == "number 8–200 kg"  # the unit and the range, printed
+    assert hints["WEIGHTU"] == "kg, lb"  # a short list: its codes
+    assert hints["VSDAT"] == "required\ndate YYYY-MM-DD"
+    assert hints["VISIT"] == f"required\nlist: {len(study.codelists['VISIT'].codes)} codes"
+    assert wb["DM"].cell(row=HINT_ROW, column=4).value == "required\npartial date: YYYY-MM"
+    assert wb["PT"].cell(row=HINT_ROW, column=5).value.startswith("conditional (see note)")
+    for row in (LABEL_ROW, HINT_ROW):
+        assert vs.cell(row=row, column=1).alignment.wrap_text
+        assert vs.row_dimensions[row].height >= 12  # a height of their own: LibreOffice does not grow them
+
+
+def test_print_setup_one_page_wide_with_the_header_block_repeated(study, wb):
+    for form in study.forms.values():
+        ws = wb[form.code]
+        last = get_column_letter(len(form.site_variables))
+        assert ws.page_setup.orientation == "landscape", form.code
+        assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.page_setup.fitToWidth == 1
+        assert ws.page_setup.fitToHeight == 1  # the print area (header block and 20 rows) on one page
+        assert ws.print_title_rows == f"${TITLE_ROW}:${HINT_ROW}"
+        assert ws.print_area == f"'{form.code}'!$A$1:${last}${FIRST_ENTRY_ROW + PRINT_ENTRY_ROWS - 1}"
+    instructions = wb["Instructions"]
+    assert instructions.page_setup.fitToWidth == 1 and instructions.print_area.startswith("'Instructions'!$A$1:$C$")
+
+
+def test_wide_forms_turn_short_columns_upright(study, wb):
+    chaq = wb["CHAQ"]
+    columns = [c.value for c in chaq[CODE_ROW]]
+    item = columns.index("DRESS1") + 1
+    assert chaq.cell(row=LABEL_ROW, column=item).alignment.text_rotation == 90
+    assert chaq.column_dimensions[get_column_letter(item)].width == UPRIGHT_WIDTH
+    subject = columns.index("SUBJID") + 1  # a long value keeps its width and its label lies flat
+    assert chaq.cell(row=LABEL_ROW, column=subject).alignment.text_rotation in (0, None)
+    dm = wb["DM"]  # a narrow form keeps every label flat
+    assert all(dm.cell(row=LABEL_ROW, column=c).alignment.text_rotation in (0, None) for c in range(1, 6))
 
 
 def _validations(ws):
@@ -113,7 +161,8 @@ def test_codelist_dropdowns_reference_named_ranges_that_hold_the_codes(study, wb
             dv, rng = dvs[col]
             assert dv.type == "list"
             assert dv.formula1 == codelist_defined_name(var.codelist)  # no leading "="
-            assert rng.min_row == 2 and rng.max_row == entry_rows(study, form) + 1
+            assert rng.min_row == FIRST_ENTRY_ROW
+            assert rng.max_row == FIRST_ENTRY_ROW + entry_rows(study, form) - 1
             assert dv.errorStyle == "warning" and dv.showErrorMessage
             assert "ND" in dv.prompt
             defined = names[dv.formula1]
@@ -219,27 +268,44 @@ def test_instructions(study, wb):
         assert form.label in text
 
 
-def test_site_template_prefills_siteid_as_text(study, site04):
+def test_site_template_is_stamped_with_its_site_and_written_in_its_language(study, site04):
     book = load_workbook(site04)
     try:
         for form in study.forms.values():
             ws = book[form.code]
-            assert ws["A1"].value == "SITEID"
-            last = entry_rows(study, form) + 1
-            for row in (2, last):
-                cell = ws.cell(row=row, column=1)
-                assert cell.value == "04" and cell.data_type == "s" and cell.number_format == "@"
-                assert cell.protection.locked is False
-            assert ws.cell(row=2, column=2).value is None
+            assert ws.cell(row=CODE_ROW, column=1).value == "SITEID"
+            assert ws.max_row == HINT_ROW, "no pre-filled rows: the importer fills a blank SITEID"
+            assert ws.cell(row=HINT_ROW, column=1).value == "Pflichtfeld\nleer = Zentrum 04"
+        assert book["DM"].cell(row=TITLE_ROW, column=1).value == "DM — Demografie: eine Zeile pro Teilnehmer"
+        assert book["DM"].cell(row=LABEL_ROW, column=3).value == "Datum der Einwilligung"
         text = "\n".join(
             str(v) for row in book["Instructions"].iter_rows(values_only=True) for v in row if v
         )
-        assert "DD.MM.YYYY" in text and "comma" in text and "Berlin" in text
+        assert "DD.MM.YYYY" in text and "Komma (12,5)" in text and "Berlin" in text
+        assert "SITEID darf leer bleiben" in text and "Nicht durchgeführt" in text
+        assert study.texts("de").contact() in text
         assert book["_trialkit"]["B2"].value == study.version_stamp
-        site_row = [r for r in book["_trialkit"].iter_rows(values_only=True) if r[0] == "site"]
-        assert site_row == [("site", "04")]
+        stamp = {r[0]: r[1] for r in book["_trialkit"].iter_rows(values_only=True)}
+        assert (stamp["site"], stamp["language"], stamp["layout"]) == ("04", "de", "2")
+        codes = [c.value for c in book["VS"][CODE_ROW]]
+        assert codes == [v.name for v in study.forms["VS"].site_variables]  # codes stay English
     finally:
         book.close()
+
+
+def test_language_can_be_chosen_and_falls_back_to_english(study, tmp_path):
+    book = load_workbook(write_template(study, tmp_path / "t.xlsx", site="04", language="en"))
+    assert book["DM"].cell(row=LABEL_ROW, column=3).value == "Informed consent date"
+    book.close()
+    from dataclasses import replace
+
+    from trialkit.study.translations import Translations
+
+    bare = replace(study, translations=Translations())  # a study without translations
+    book = load_workbook(write_template(bare, tmp_path / "t2.xlsx", site="01"))
+    assert book["DM"].cell(row=LABEL_ROW, column=3).value == "Informed consent date"  # English labels
+    assert book["DM"].cell(row=HINT_ROW, column=3).value == "obbligatorio\ndata YYYY-MM-DD"  # engine: Italian
+    book.close()
 
 
 def test_unknown_site_raises(study, tmp_path):
@@ -267,12 +333,24 @@ def test_cli_template_site_and_output(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
     book = load_workbook(target)
-    assert book["VS"]["A2"].value == "04"
+    assert {r[0]: r[1] for r in book["_trialkit"].iter_rows(values_only=True)}["site"] == "04"
     book.close()
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(cli, ["template", "--site", "08"])
     assert result.exit_code == 0
     assert (tmp_path / "ANK-SJIA-01_upload_template_site08.xlsx").is_file()
+
+
+def test_cli_template_language(tmp_path):
+    target = tmp_path / "berlin_en.xlsx"
+    result = CliRunner().invoke(cli, ["template", "--site", "04", "--language", "en", "-o", str(target), "-q"])
+    assert result.exit_code == 0, result.output
+    book = load_workbook(target)
+    assert book["DM"].cell(row=TITLE_ROW, column=1).value == "DM — Demographics: one row per subject"
+    assert {r[0]: r[1] for r in book["_trialkit"].iter_rows(values_only=True)}["language"] == "en"
+    book.close()
+    wrong = CliRunner().invoke(cli, ["template", "--language", "pt", "-o", str(tmp_path / "x.xlsx")])
+    assert wrong.exit_code == 2 and "'pt' is not one of" in wrong.stderr
 
 
 def test_cli_template_unknown_site_is_usage_error(tmp_path):

@@ -140,9 +140,12 @@ def test_xlsx_workbook_holds_only_the_site(bad, tmp_path):
     out = tmp_path / "queries.xlsx"
     result = invoke(bad, "--site", "01", "-f", "xlsx", "-o", out, "-q")
     assert result.exit_code == 1 and result.stdout == ""
-    rows = list(load_workbook(out)["Queries"].iter_rows(values_only=True))[1:]
-    assert rows and {r[1] for r in rows} == {"01"}
-    assert all(r[2] != "03-001" for r in rows)
+    table = list(load_workbook(out)["Queries"].iter_rows(values_only=True))
+    header = table[1]  # row 1 is the title, row 3 the labels in the site's language (Italian for 01)
+    assert table[2][header.index("SUBJECT")] == "Soggetto"
+    rows = table[3:]
+    assert rows and {r[header.index("SITE")] for r in rows} == {"01"}
+    assert all(r[header.index("SUBJECT")] != "03-001" for r in rows)
 
 
 def test_output_file(bad, tmp_path):

@@ -174,6 +174,11 @@ _ENGINE = (
        "The stamp's schema hash differs from the study's: the forms changed since the template was issued. "
        "A template of an earlier protocol version whose forms did not change is current.",
        "Copy the data into the current template."),
+    _c("IMP-TEMPLATE-SITE", "Template of another site", "warning", "structure", "import",
+       "The workbook is a site template (trialkit template --site SS) made for another site than the one "
+       "it is uploaded as, so a blank SITEID is not filled in from the template (rule siteid-from-template).",
+       "Check that the upload is this site's; type the site in SITEID or copy the data into the site's own "
+       "template."),
     _c("IMP-COLUMN-MISSING", "Form column missing", "varies", "structure", "import",
        "A variable of the form has no column (an error when the variable is required); one finding for "
        "the column, with the number of rows, not one per row.",
@@ -209,7 +214,8 @@ _ENGINE = (
        "Check the year and correct the value in the file."),
     _c("IMP-NORMALISED", "Values normalised", "info", "normalisation", "import",
        "Values were converted the study's way (site date order, decimal comma, unit conversion, synonym, "
-       "missing-value code, trimmed text); the typed value is kept.",
+       "missing-value code, trimmed text, a blank SITEID filled in from a site template's stamp: rule "
+       "siteid-from-template); the typed value is kept.",
        "None; the finding records the conversion."),
     _c("IMP-USER-MISSING", "Special missing values", "warning", "normalisation", "import",
        "A dataset holds user-defined or special missing values; they were read as missing.",

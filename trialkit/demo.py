@@ -210,7 +210,7 @@ def typed_cell(var: Any, value: Any, site: Any, *, form: str, yes_no: Mapping[st
 def write_xlsx(study: Any, site_id: str, records: Records, path: Path, *, yes_no: Mapping[str, str] | None = None,
                yes_no_forms: tuple[str, ...] = ()) -> Path:
     """The site's own upload template (``trialkit template --site SS``), filled the site's way."""
-    from trialkit.templates import build_template, save_deterministic
+    from trialkit.templates import FIRST_ENTRY_ROW, build_template, save_deterministic
 
     site = study.site(site_id)
     book = build_template(study, site)
@@ -218,15 +218,11 @@ def write_xlsx(study: Any, site_id: str, records: Records, path: Path, *, yes_no
         form = study.form(code)
         sheet = book[code]
         variables = form.site_variables
-        for r, row in enumerate(rows, start=2):
+        for r, row in enumerate(rows, start=FIRST_ENTRY_ROW):
             for c, var in enumerate(variables, start=1):
                 value = typed_cell(var, row.get(var.name), site, form=code, yes_no=yes_no, yes_no_forms=yes_no_forms)
-                if value is not None or var.name == "SITEID":
+                if value is not None:
                     sheet.cell(row=r, column=c, value=value)
-        # The site deleted the template's spare rows (their pre-filled SITEID): the file is smaller
-        # and faster to read; trialkit reads a template with its spare rows just the same.
-        if sheet.max_row > len(rows) + 1:
-            sheet.delete_rows(len(rows) + 2, sheet.max_row - len(rows) - 1)
     save_deterministic(book, path)
     return path
 

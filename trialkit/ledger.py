@@ -72,6 +72,7 @@ from typing import Any
 from trialkit import lifecycle
 from trialkit.errors import TrialkitError, UsageError
 from trialkit.findings import Category, Finding, Report, Severity
+from trialkit.i18n import all_texts
 from trialkit.lifecycle import (
     DEVIATIONS_TABLE,
     QUERIES_TABLE,
@@ -1234,6 +1235,15 @@ class Workspace:
     def queries_report(self, site: str | None = None, status: Any = "open") -> Report:
         """The queries as a :class:`Report` of their latest findings (for a query workbook)."""
         report = Report(study_id=self.study_id, site=site)
+        latest = self._latest_submission(site)
+        if latest is not None:
+            # The workbook's summary states what the queries were last checked against: the site's
+            # latest submission (the latest of any site for all sites).
+            report.study_id = latest["study_id"] or report.study_id
+            report.study_version = latest["study_version"]
+            report.schema_hash = latest["schema_hash"]
+            report.data_cut = latest["data_cut"]
+            report.trialkit_version = latest["trialkit_version"] or report.trialkit_version
         for row in self._query_rows(site, status):
             finding = Finding.from_dict(json.loads(row["finding_json"]))
             finding.site = row["site"]
@@ -1275,6 +1285,17 @@ class Workspace:
                            "query_states": {result.state: [list(c) for c in result.changed]},
                        })
         return result
+
+    def _latest_submission(self, site: str | None) -> sqlite3.Row | None:
+        """The latest submission of ``site`` (of any site when None), whatever its status: the last
+        validation, which the open queries were last checked against."""
+        sql = "SELECT study_id, study_version, schema_hash, data_cut, trialkit_version FROM submissions"
+        args: tuple[Any, ...] = ()
+        if site is not None:
+            sql += " WHERE site = ?"
+            args = (self.check_site(site),)
+        with self._connect() as connection:
+            return connection.execute(sql + " ORDER BY id DESC LIMIT 1", args).fetchone()
 
     def record_answers(self, xlsx_path: str | os.PathLike[str], operator: str | None = None,
                        *, site: str | None = None, now: datetime | None = None) -> AnswersResult:
@@ -1941,10 +1962,13 @@ def _read_answer_rows(path: Path) -> list[dict[str, Any]]:
     if columns["response"] is None and columns["dm_action"] is None:
         raise TrialkitError(f"{path}: the Queries sheet has no SITE_RESPONSE (nor DM_ACTION) column")
     rows: list[dict[str, Any]] = []
+    labels = {_header_key(label) for label in all_texts("qb.c.QUERY_ID")}
     for number, values in enumerate(table[header_index + 1:]):
         qid = _cell_text(values[id_col]) if id_col < len(values) else None
         if not qid:
             continue
+        if number == 0 and _header_key(qid) in labels:
+            continue  # the workbook's label row (the column names in the site's language), not a query
         row: dict[str, Any] = {"query_id": qid}
         for field_name, index in columns.items():
             row[field_name] = _cell_text(values[index]) if index is not None and index < len(values) else None

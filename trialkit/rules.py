@@ -29,12 +29,14 @@ raised :class:`RuleCannotRun` — or error, in words, with the exception text ke
 from __future__ import annotations
 
 import datetime as dt
+import numbers
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from trialkit.findings import Category, CheckRun, Finding, Severity, Status, query_id
+from trialkit.numformat import format_number
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -222,6 +224,17 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
+def _message_text(value: Any) -> str:
+    """A value as a message shows it: a computed number rounded as a person writes it (``30.2``, see
+    :func:`trialkit.numformat.format_number`), a missing one as ``missing``; the evidence keeps it exact."""
+    text = _text(value)
+    if text is None:
+        return "missing"
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
+        return format_number(value)
+    return text
+
+
 def _to_findings(
     current: Rule, offending: pd.DataFrame | None, forms: Mapping[str, FormData], study: Study
 ) -> Iterable[Finding]:
@@ -246,7 +259,7 @@ def _to_findings(
         if value is None and typed_value not in (None, ""):
             value = str(typed_value)
         evidence = {k: _text(v) for k, v in values.items() if k not in RESERVED}
-        fill = _Defaulting({k: (_text(v) if _text(v) is not None else "missing") for k, v in values.items()})
+        fill = _Defaulting({k: _message_text(v) for k, v in values.items()})
         fill.setdefault("VARIABLE", variable or "")
         fill.setdefault("VALUE", value or "missing")
         message = current.message.format_map(fill)

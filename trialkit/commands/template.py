@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from trialkit.commands.options import load, quiet_option, study_option
+from trialkit.i18n import LANGUAGES
 
 
 @click.command(name="template")
@@ -19,15 +20,21 @@ from trialkit.commands.options import load, quiet_option, study_option
     "in the current directory).",
 )
 @click.option("--site", default=None, metavar="SS",
-              help="Pre-fill SITEID with this site and state its date, decimal and unit conventions.")
+              help="The site's workbook: stamped with the site (a blank SITEID is filled in on import), in "
+              "the site's language, stating its date, decimal and unit conventions.")
+@click.option("--language", type=click.Choice(LANGUAGES), default=None,
+              help="Write the labels, hints and instructions in this language (default: the site's, else en).")
 @study_option
 @quiet_option
-def command(output: str | None, site: str | None, study_path: str | None, quiet: bool) -> None:
+def command(output: str | None, site: str | None, language: str | None, study_path: str | None,
+            quiet: bool) -> None:
     """Write the site upload workbook (one sheet per form).
 
-    Instructions, one sheet per form with dropdowns and validation, and the version stamp an
-    importer reads back. --site pre-fills SITEID and states that site's conventions. An existing
-    workbook is replaced only when trialkit wrote it (a site's filled upload is refused, exit 2).
+    Instructions, one sheet per form (a title row, the variable codes, their labels and hints in the
+    site's language) with dropdowns, validation and print set-up, and the version stamp an importer
+    reads back. --site stamps the workbook with the site and states that site's conventions. An
+    existing workbook is replaced only when trialkit wrote it (a site's filled upload is refused,
+    exit 2).
     """
     from trialkit.errors import TrialkitError
     from trialkit.templates import write_template
@@ -47,7 +54,7 @@ def command(output: str | None, site: str | None, study_path: str | None, quiet:
 
     check_output_file(output, kind="xlsx")
     try:
-        written = write_template(study, Path(output), site=site)
+        written = write_template(study, Path(output), site=site, language=language)
     except OSError as exc:
         raise TrialkitError(
             f"{output}: cannot write the workbook ({exc.strerror or exc}); choose another -o path"

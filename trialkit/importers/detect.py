@@ -133,6 +133,7 @@ class FileRead:
     encoding: str | None = None
     date_system: int = 1900  # Excel workbooks: 1900 or 1904
     stamp: str | None = None  # the template version stamp, when a trialkit template
+    stamp_site: str | None = None  # the site a site template was made for (its ``_trialkit`` site row)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def fail(self, code: str, message: str, severity: Severity = Severity.ERROR, **kw: Any) -> None:

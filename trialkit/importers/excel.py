@@ -138,7 +138,7 @@ def read_excel(path: str | Path, fmt: str, *, strict: bool = False, limits: Limi
                 str(meta.visible).rsplit(".", 1)[-1], "visible")
             sheet_type = str(meta.typ).rsplit(".", 1)[-1].lower()
             if meta.name == STAMP_SHEET:
-                result.stamp = _read_stamp(workbook, meta.name)
+                result.stamp, result.stamp_site = _read_stamp(workbook, meta.name)
             try:
                 sheet = workbook.get_sheet_by_name(meta.name)
                 end = sheet.end
@@ -259,16 +259,20 @@ def _col_index(letters: bytes) -> int:
     return number - 1
 
 
-def _read_stamp(workbook: Any, sheet: str) -> str | None:
+def _read_stamp(workbook: Any, sheet: str) -> tuple[str | None, str | None]:
+    """The version stamp (``B2``) and the site (the ``site`` row) of a template's ``_trialkit`` sheet."""
     try:
         rows = workbook.get_sheet_by_name(sheet).to_python(skip_empty_area=False)
     except CALAMINE_FAILURES as exc:
         if isinstance(exc, _INTERRUPTS):
             raise
-        return None
+        return None, None
+    stamp = None
     if len(rows) > 1 and len(rows[1]) > 1 and str(rows[1][1]).strip():
-        return str(rows[1][1]).strip()
-    return None
+        stamp = str(rows[1][1]).strip()
+    site = next((cell_text(row[1]).strip() for row in rows[1:20]
+                 if len(row) > 1 and str(row[0]).strip() == "site"), "")
+    return stamp, site or None
 
 
 def _shape_finding(path: str | Path, sheet: str, rows: list[list[Any]], limits: Limits) -> Any:

@@ -19,6 +19,7 @@ rule                    what happened
 ``excel-date``          a partial-date column holding an Excel date cell
 ``unit:lb->kg`` …       a measurement converted to the standard unit (value and unit kept)
 ``unit-alias``          a unit typed as a variant of its code (``KG`` → ``kg``)
+``siteid-from-template`` a blank SITEID filled in with the site a site template was made for
 ======================  ====================================================================
 
 Uploads repeat values heavily (codes, visits, scores, dates), so each column is factorised once
@@ -69,6 +70,8 @@ class Context:
     sheet: str
     date_system: int = 1900
     site: str | None = None
+    #: The site of a site template (its stamp): a blank SITEID is filled in with it.
+    template_site: str | None = None
     findings: list[Finding] = field(default_factory=list)
     changes: list[pd.DataFrame] = field(default_factory=list)
     secrets: dict[str, str] = field(default_factory=dict)  # identifiers found → their masks
@@ -256,6 +259,8 @@ def normalise_table(table: RawTable, form: Any, study: Any, ctx: Context) -> For
         raw[var.name] = text_raw
         reasons[var.name] = reason
         if var.name == "SITEID":
+            if ctx.template_site is not None:
+                value = data[var.name] = _siteid_from_template(value, reason, text_raw, ctx, rows, form.code)
             sites = _site_series(value, ctx.site, study)
             site_codes = _Codes.of(sites)
         if var.name == "SUBJID":
@@ -319,6 +324,20 @@ def _empty_typed(kind: str, n: int) -> pd.Series:
     if kind == "date":
         return pd.Series(pd.NaT, index=pd.RangeIndex(n), dtype="datetime64[ns]")
     return pd.Series(np.nan, index=pd.RangeIndex(n), dtype="str")
+
+
+def _siteid_from_template(value: pd.Series, reason: pd.Series, text_raw: pd.Series, ctx: Context,
+                          rows: np.ndarray, form: str) -> pd.Series:
+    """SITEID with its blank cells (nothing typed: no value, no missing-value code) filled in with the
+    template's site; each filled cell is a ``siteid-from-template`` change (the raw value stays blank)."""
+    blank = (value.isna() & reason.isna() & text_raw.str.strip().eq("")).to_numpy()
+    if not blank.any():
+        return value
+    positions = np.flatnonzero(blank)
+    site = str(ctx.template_site)
+    _log_change(ctx, "SITEID", rows, positions, np.full(len(positions), "", dtype=object),
+                np.full(len(positions), site, dtype=object), "siteid-from-template", form)
+    return value.where(~blank, site)
 
 
 def _site_series(siteid: pd.Series, default: str | None, study: Any) -> pd.Series:

@@ -41,6 +41,7 @@ from trialkit.importers.header import known_headers
 from trialkit.importers.limits import Limits, file_size_finding
 from trialkit.importers.normalise import Context, match_columns, normalise_table, to_text
 from trialkit.importers.regular import regular_file_refusal
+from trialkit.importers.template_rows import is_template_title, template_block_rows
 from trialkit.privacy import (
     COMMENT,
     VALUE,
@@ -204,6 +205,39 @@ def _stamp_findings(read: FileRead, study: Any) -> list[Finding]:
     return []
 
 
+def _template_site(read: FileRead, study: Any, site_id: str | None, findings: list[Finding]) -> str | None:
+    """The site a blank SITEID is filled in with: the site of a site template of this study, unless
+    the upload is made as another site (then a warning, and nothing is filled in)."""
+    if not read.stamp_site or read.stamp is None or study.stamp_status(read.stamp) == "other-study":
+        return None
+    try:
+        stamped = study.site(read.stamp_site).id
+    except KeyError:
+        return None
+    if site_id is not None and stamped != site_id:
+        findings.append(Finding(
+            code="IMP-TEMPLATE-SITE", severity=Severity.WARNING, category=Category.STRUCTURE, file=read.path,
+            value=stamped, expected=site_id,
+            message=f"{read.path}: the template was made for site {stamped} but is uploaded as site {site_id}, "
+                    f"so a blank SITEID is not filled in; check that this is site {site_id}'s upload, and type "
+                    f"the site in SITEID or copy the data into site {site_id}'s own template"))
+        return None
+    return stamped
+
+
+def _skip_template_block(table: RawTable, form: Any, study: Any, mapping: dict[str, str], info: dict[str, Any],
+                         findings: list[Finding]) -> None:
+    """Take the template's label and hint rows out of the table, and its title row out of the notes."""
+    block = template_block_rows(table, form, study, mapping)
+    if block:
+        table.values = table.values.drop(index=block)
+        info["template_rows"] = block
+        info["rows"] = table.rows
+    if table.notes and is_template_title(table.notes, form, study):
+        table.notes = []
+        findings[:] = [f for f in findings if not (f.code == "IMP-HEADER-OFFSET" and f.sheet == table.name)]
+
+
 def _bad_date_findings(table: RawTable, path: Path, imported: set[str], form: str | None = None) -> list[Finding]:
     """Dates a dataset holds outside 1678-2261 in columns that are not imported (the normaliser
     reports those of imported columns, with the subject)."""
@@ -249,6 +283,9 @@ def import_files(paths: list[str | Path], study: Any, *, site: str | None = None
         if workbook:
             facts["date_system"] = read.date_system
             facts["stamp"] = read.stamp
+            if read.stamp_site:
+                facts["stamp_site"] = read.stamp_site
+        template_site = _template_site(read, study, site_id, findings)
         data_tables = []
         for table in read.tables:
             info = {"name": table.name, "kind": table.kind, "hidden": table.hidden,
@@ -260,6 +297,8 @@ def import_files(paths: list[str | Path], study: Any, *, site: str | None = None
             facts["tables"].append(info)
             if workbook and table.name.casefold() in KNOWN_SHEETS:
                 info["role"] = "template"
+                # The template's own sheets have a title above their first table: not a finding.
+                findings[:] = [f for f in findings if not (f.code == "IMP-HEADER-OFFSET" and f.sheet == table.name)]
                 continue
             if table.hidden:
                 findings.append(Finding(code="IMP-SHEET-HIDDEN", severity=Severity.INFO,
@@ -296,8 +335,10 @@ def import_files(paths: list[str | Path], study: Any, *, site: str | None = None
                 continue
             mapping, _, _ = match_columns(table.columns, study.forms[code])
             info["matched_columns"] = len(mapping)
+            if workbook:
+                _skip_template_block(table, study.forms[code], study, mapping, info, findings)
             ctx = Context(file=str(path), sha256=input_file.sha256, sheet=table.name,
-                          date_system=read.date_system, site=site_id)
+                          date_system=read.date_system, site=site_id, template_site=template_site)
             try:
                 form_data = normalise_table(table, study.forms[code], study, ctx)
             except Exception as exc:  # a normaliser bug must not lose the run: the sheet is refused

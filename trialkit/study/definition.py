@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from trialkit.i18n import DEFAULT_LANGUAGE, LANGUAGES
 from trialkit.study.paths import STUDY_FILE, StudyDefinitionError
 
 SITE_CODELIST = "SITEID"
@@ -138,6 +139,18 @@ class SiteDef(_Section):
     date_sep: str = Field(default="/", max_length=1)
     decimal_mark: Literal[",", "."]
     units: list[str] = ["SI"]
+    #: The language of the site's workbooks (template and query workbook): one of
+    #: :data:`trialkit.i18n.LANGUAGES`; the study's ``translations/`` folder gives its words.
+    language: str = DEFAULT_LANGUAGE
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        if value not in LANGUAGES:
+            close = difflib.get_close_matches(value, LANGUAGES, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"unknown language; {hint}use one of {', '.join(LANGUAGES)}")
+        return value
 
 
 class VisitDef(_Section):
@@ -296,6 +309,8 @@ _MOVED = {
     ("study", "rules_module"): "it moved to [plugins] rules = [\"rules.py\"]",
     ("study", "rules_modules"): "it moved to [plugins] rules = [...]",
     ("assessments",): "the schedule of assessments is [schedule] FORM = [\"VISIT\", ...]",
+    ("translations",): "translations live in the study folder's translations/ folder, one file per "
+                       "language (translations/it.toml with [forms.CODE], [labels] ...)",
 }
 _TRIAL_HINT = ("trial-specific parameters belong under [protocol] (e.g. [protocol.{key}]), which the study's "
                "own protocol plug-in validates")

@@ -22,6 +22,7 @@ from typing import Any
 from trialkit.study.definition import StudyDefinition, read_definition
 from trialkit.study.model import Arm, Form, Site, Study, Variable, Visit
 from trialkit.study.paths import STUDY_FILE, StudyDefinitionError, resolve_study_path
+from trialkit.study.translations import read_translations
 
 #: Files and folders that are not part of a study definition (left out of its hash and copies).
 IGNORED = ("__pycache__", ".pytest_cache", ".ruff_cache", ".git", ".DS_Store")
@@ -105,7 +106,7 @@ def _load(folder: Path, digest: str) -> Study:
 
     sites = {
         s.id: Site(id=s.id, city=s.city, country=s.country, date_order=s.date_order, date_sep=s.date_sep,
-                   decimal_mark=s.decimal_mark, units=tuple(s.units))
+                   decimal_mark=s.decimal_mark, units=tuple(s.units), language=s.language)
         for s in typed.sites
     }
     visits = {
@@ -114,6 +115,7 @@ def _load(folder: Path, digest: str) -> Study:
         for v in typed.visits
     }
     arms = {a.code: Arm(code=a.code, label=a.label) for a in typed.arms}
+    translations = read_translations(folder, forms, definition.codelists, typed.missing_codes)
     return Study(
         id=typed.study.id,
         title=typed.study.title or typed.study.id,
@@ -130,6 +132,7 @@ def _load(folder: Path, digest: str) -> Study:
         protocol=protocol,
         package=package,
         definition_hash=digest,
+        translations=translations,
     )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from trialkit.study.definition import SITE_CODELIST, Codelist, StudyDefinition
 from trialkit.study.paths import StudyDefinitionError
+from trialkit.study.translations import Texts, Translations
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ class Site:
     date_sep: str
     decimal_mark: str
     units: tuple[str, ...] = ("SI",)
+    language: str = "en"  # the language of the site's workbooks (trialkit.i18n.LANGUAGES)
 
     @property
     def date_format_hint(self) -> str:
@@ -190,6 +192,7 @@ class Study:
     protocol: Any = field(default=None, repr=False, compare=False)
     package: str | None = field(default=None, repr=False, compare=False)
     definition_hash: str = ""
+    translations: Translations = field(default_factory=Translations, repr=False, compare=False)
 
     # -- generic facts ---------------------------------------------------------------------------
 
@@ -304,6 +307,18 @@ class Study:
         if parts[0] != self.id:
             return "other-study"
         return "current" if parts[-1] == self.schema_hash else "outdated"
+
+    # -- the site's language --------------------------------------------------------------------
+
+    def language_of(self, site: str | None) -> str:
+        """The language of a site's workbooks (English for no site or an unknown one)."""
+        found = self.sites.get(site) if site is not None else None
+        return found.language if found is not None else "en"
+
+    def texts(self, language: str | None) -> Texts:
+        """The study's words (form and variable labels, missing-value meanings, contact) in
+        ``language``, English where the study's ``translations/`` folder has no translation."""
+        return Texts(self, language)
 
     # -- lookups ---------------------------------------------------------------------------------
 

@@ -48,6 +48,7 @@ date_order = "DMY"     # DMY, MDY or YMD: how the site types dates as text
 date_sep = "/"
 decimal_mark = "."     # "," or "."
 units = ["SI"]
+language = "en"        # its workbooks' language: en, it, fr, de, nl or es (words in translations/<lang>.toml)
 
 # Visits in study days (day 1 = first dose; no day 0). The VISIT codelist is generated from them.
 [[visits]]
