@@ -133,6 +133,7 @@ class Site:
     date_sep: str
     decimal_mark: str
     units: tuple[str, ...] = ("SI",)
+    mappings: tuple[str, ...] = ()  # mapping specs that read this site's own exports, in order
 
     @property
     def date_format_hint(self) -> str:
@@ -190,6 +191,8 @@ class Study:
     protocol: Any = field(default=None, repr=False, compare=False)
     package: str | None = field(default=None, repr=False, compare=False)
     definition_hash: str = ""
+    #: The study's mapping specs (``mappings/*.toml``) by name (:mod:`trialkit.study.mappings`).
+    mappings: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     # -- generic facts ---------------------------------------------------------------------------
 
