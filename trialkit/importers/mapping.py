@@ -260,13 +260,15 @@ class _Columns:
 def apply_spec(table: RawTable, mapping: MappingSpec, study: Any, *, file: str,
                foreign: Mapping[str, Foreign] | None = None, cell_rows: Mapping[str, pd.Series] | None = None,
                cell_paths: Mapping[str, pd.Series] | None = None, ignore: Iterable[str] = (),
-               what: str | None = None) -> Applied:
+               what: str | None = None, report_values: bool = True) -> Applied:
     """Read ``table`` through ``mapping`` into a table of the spec's form (see the module docstring).
 
     ``foreign`` names columns merged from another file; ``cell_rows``/``cell_paths`` give, per
     column, the line and XML path of each cell when a row of the table is not one line of the file
     (ODM); ``ignore`` adds columns that are not reported as unmapped (SDTM identifiers); ``what``
-    describes the table in messages (default: ``table NAME``).
+    describes the table in messages (default: ``table NAME``); ``report_values=False`` leaves out the
+    ``MAP-VALUE`` findings (a REDCap or ODM export's codes are its format, not a site's choice; the
+    change log still has every cell).
     """
     form = study.forms[mapping.form]
     spec = mapping.spec
@@ -617,7 +619,8 @@ def apply_spec(table: RawTable, mapping: MappingSpec, study: Any, *, file: str,
         for one in ([column] if isinstance(column, str) else pd.unique(np.asarray(column, dtype=object))):
             if isinstance(one, str) and one in table.columns:
                 out.reads.setdefault(one, name)
-    out.findings.extend(_value_findings(out.changes, mapping.name, where))
+    if report_values:
+        out.findings.extend(_value_findings(out.changes, mapping.name, where))
     return out
 
 
