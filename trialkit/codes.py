@@ -290,9 +290,14 @@ _ENGINE = (
     _c("MAP-ODM-STUDY", "ODM data of another study", "error", "structure", "import",
        "The ClinicalData's StudyOID is not this study's; nothing of it is imported.",
        "Send this study's export, or declare the study's OID as [odm] study_oid."),
-    _c("IMP-ODM-XML", "Not readable ODM XML", "error", "file", "import",
-       "The ODM file is not well-formed XML, or not an ODM document.",
-       "Export the ODM file again from the site's system."),
+    _c("MAP-ODM-REMOVE", "ODM transactions that remove data", "warning", "structure", "import",
+       "ItemGroupData with TransactionType=\"Remove\" are not applied: trialkit reads snapshots of a site's "
+       "current data; one finding per item group with the count.",
+       "Send a snapshot export (FileType=\"Snapshot\") of the site's current data."),
+    _c("IMP-ODM-XML", "Not readable ODM XML", "varies", "file", "import",
+       "The ODM file is not well-formed XML (error; the finding names the line), or holds no ClinicalData "
+       "(warning: study metadata only).",
+       "Export the ODM file's clinical data again from the site's system."),
     # -- privacy ---------------------------------------------------------------------------------
     _c("PRIVACY-COLUMN", "Identifier column", "error", "privacy", "import",
        "A column's header (in the languages of the sites, hidden sheets included) names a direct identifier: "

@@ -125,7 +125,7 @@ def relocate(findings: list[Finding], sources: Iterable[CellSources]) -> list[Fi
         finding.file = where["file"]
         finding.sheet = where["sheet"]
         if where.get("path"):
-            finding.message += f" (in the file: {where['path']}, line {where['row']})"
+            finding.message += f" (in the file: {where['path']})"
         elif column and column != finding.variable:
             finding.message += f" (the site's column {column})"
     return findings

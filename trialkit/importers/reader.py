@@ -130,6 +130,10 @@ def _read_detected(path: Path, found: Detected, catalog: Path | None, limits: Li
         from trialkit.importers.csvfile import read_csv
 
         return read_csv(path, limits=limits, known=known)
+    if fmt == "odm":
+        from trialkit.importers.odm import read_odm
+
+        return read_odm(path, limits=limits, version=found.detail)
     result = FileRead(path=str(path), format=fmt)
     messages = {
         "empty": ("IMP-FILE-EMPTY", "the file is empty (0 bytes); upload the filled file again"),
@@ -138,14 +142,15 @@ def _read_detected(path: Path, found: Detected, catalog: Path | None, limits: Li
         "html": ("IMP-FILE-HTML", "is an HTML (web) page, not a data file"
                  + (f" (title: {found.detail!r})" if found.detail else "")
                  + "; it was probably saved from a browser error page: download the real file and upload it"),
-        "xml": ("IMP-FILE-FORMAT", "is an XML file that is not a SpreadsheetML workbook; export the data as "
-                "xlsx or CSV"),
+        "xml": ("IMP-FILE-FORMAT", "is an XML file that is neither a SpreadsheetML workbook nor CDISC ODM "
+                "clinical data; export the data as xlsx, CSV or ODM 1.3"),
         "zip": ("IMP-FILE-FORMAT", f"is a zip archive but not an Excel workbook ({found.detail}); upload the "
                 "workbook itself (.xlsx)"),
         "ole2": ("IMP-FILE-FORMAT", f"is an Office file but not an Excel workbook ({found.detail}); upload "
                  "the workbook itself"),
         "binary": ("IMP-FILE-FORMAT", "is not a format trialkit reads (xlsx, xlsm, xlsb, ods, xls, "
-                   "SpreadsheetML, sas7bdat, xpt, sav, zsav, por, dta, csv); export the data in one of these"),
+                   "SpreadsheetML, sas7bdat, xpt, sav, zsav, por, dta, csv, CDISC ODM); export the data in one "
+                   "of these"),
     }
     code, message = messages.get(fmt, ("IMP-FILE-FORMAT", "is not a format trialkit reads"))
     result.fail(code, f"{path}: {message}")
