@@ -222,6 +222,11 @@ _ENGINE = (
        "Values are in a unit system the site does not use (e.g. US units at an SI site); converted.",
        "Check those values and their unit."),
     # -- site systems' exports: mapping specs, SDTM, REDCap, ODM ---------------------------------
+    _c("MAP-SPEC", "Read through a mapping spec", "info", "structure", "import",
+       "A table of a site system's export was read through a mapping spec (mappings/NAME.toml): chosen with "
+       "--mapping, recognised by its [recognise] columns, or the site's default ([[sites]] mappings); a "
+       "re-import from the archive reads it through the same spec.",
+       "None; the finding names the spec and the form."),
     _c("MAP-SDTM", "SDTM domain recognised", "info", "structure", "import",
        "A dataset with STUDYID, DOMAIN and USUBJID is an SDTM domain: it is read as the form the study's SDTM "
        "map names (its mapping specs with sdtm_domain), a SUPP-- dataset's qualifiers as columns of its parent.",

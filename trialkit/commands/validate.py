@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from trialkit.commands.options import load, quiet_option, study_option
+from trialkit.commands.options import load, mapping_option, mappings_for, quiet_option, study_option
 
 FORMATS = ["text", "json", "jsonl", "csv", "xlsx"]
 CSV_COLUMNS = [
@@ -53,11 +53,12 @@ OUTPUT_HEADERS = {
               help="Data cut-off date (default: the latest full date in the upload).")
 @click.option("--form", "form_code", default=None, metavar="CODE",
               help="Read every table as this form (e.g. a CSV or dataset named otherwise).")
+@mapping_option
 @study_option
 @quiet_option
 def command(files: tuple[str, ...], site: str | None, output_format: str, output: str | None,
             fail_on: str, max_findings: int | None, data_cut: datetime | None, form_code: str | None,
-            study_path: str | None, quiet: bool) -> None:
+            mapping: str | None, study_path: str | None, quiet: bool) -> None:
     """Validate site uploads: data checks, protocol deviations, query workbook.
 
     Checks every value against the form definitions (type, range, codelist, required, unique keys),
@@ -89,13 +90,14 @@ def command(files: tuple[str, ...], site: str | None, output_format: str, output
             form_code = study.form(form_code).code
         except KeyError as exc:
             raise click.BadParameter(str(exc.args[0]), param_hint="--form") from exc
+    specs = mappings_for(study, mapping)
 
     from trialkit.errors import TrialkitError
     from trialkit.importers.reader import import_files
     from trialkit.validate import truncate, validate
 
     try:
-        imported = import_files(list(files), study, site=site, form=form_code)
+        imported = import_files(list(files), study, site=site, form=form_code, mapping=mapping, mappings=specs)
         full = validate(study, imported, site=site, data_cut=data_cut.date() if data_cut else None)
         failing = full.fails_at(fail_on)
         report = truncate(full, max_findings)

@@ -45,6 +45,7 @@ class TablePlan:
     read_into: dict[str, str] = field(default_factory=dict)  # source column -> FORM.VARIABLE
     mapping: str | None = None
     table: RawTable | None = None  # the table as read (SDTM: with its SUPP-- columns merged)
+    chosen: str | None = None  # for a spec: "--mapping", "recognised" or "the site's default"
 
     def info(self) -> dict[str, Any]:
         """Facts for ``inspect`` and the privacy header check."""
@@ -115,7 +116,8 @@ def plan_run(reads: list[tuple[Path, FileRead]], study: Any, *, site: str | None
             chosen = explicit.get(key)
             if chosen is not None:
                 spec = mappings[chosen]
-                plan = TablePlan(kind="spec", label=f"read through mapping {spec.name} (--mapping)")
+                plan = TablePlan(kind="spec", label=f"read through mapping {spec.name} (--mapping)",
+                                 chosen="--mapping")
                 run.tables[(key, position)] = _apply(plan, table, spec, study, key,
                                                      what=f"{Path(key).name}: {table.name!r}")
                 continue
@@ -157,14 +159,15 @@ def _recognised(table: RawTable, study: Any, key: str, site_specs: list[MappingS
         return plan
     if candidates:
         spec = candidates[0]
-        plan = TablePlan(kind="spec", label=f"recognised by mapping {spec.name}")
+        plan = TablePlan(kind="spec", label=f"recognised by mapping {spec.name}", chosen="recognised")
         return _apply(plan, table, spec, study, key, what=what)
     if matches_form is not None and matches_form(table, path, read):
         return None
     defaults = [s for s in site_specs if s.spec.recognise is None]
     if defaults:
         spec = defaults[0]
-        plan = TablePlan(kind="spec", label=f"read through mapping {spec.name} (the site's default)")
+        plan = TablePlan(kind="spec", label=f"read through mapping {spec.name} (the site's default)",
+                         chosen="the site's default")
         return _apply(plan, table, spec, study, key, what=what)
     return None
 

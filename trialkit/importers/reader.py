@@ -400,6 +400,15 @@ def _read_mapped(planned: TablePlan, info: dict[str, Any], table: RawTable, path
     for column in info["columns"]:
         if column["name"] in planned.read_into:
             column["read_into"] = planned.read_into[column["name"]]
+    if planned.chosen is not None and planned.mapping is not None:
+        forms = ", ".join(a.form for a in planned.outputs if a.table is not None) or "no form"
+        spec = next((a for a in planned.outputs), None)
+        findings.append(Finding(
+            code="MAP-SPEC", severity=Severity.INFO, category=Category.STRUCTURE, file=str(path), sheet=table.name,
+            value=planned.mapping, form=spec.form if spec else None,
+            message=f"{Path(path).name}: {table.name!r} read as form {forms} through mapping {planned.mapping} "
+                    f"({planned.chosen})",
+            evidence={"mapping": planned.mapping, "chosen": planned.chosen, "file_sha256": input_file.sha256}))
     findings.extend(planned.findings)
     unread = [c for c in planned.unread if c in source.values.columns]
     findings.extend(_identifier_findings(source, path, unread, None, secrets))

@@ -480,3 +480,13 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
     if parts[0] == "recognise":
         return list(Recognise.model_fields)
     return list(SpecFile.model_fields)
+
+
+def available_mappings(study: Any, workspace: str | Path | None = None) -> dict[str, MappingSpec]:
+    """The study's specs and, when ``workspace`` is given, those of its ``mappings/`` folder (validated
+    against the study like the study's own; a name in both is refused)."""
+    if workspace is None:
+        return dict(study.mappings)
+    folder = Path(workspace) / MAPPINGS_FOLDER
+    extra = load_mappings(folder, study.forms, study.codelists, study.missing_codes, origin="workspace")
+    return merge_mappings(study.mappings, extra)
