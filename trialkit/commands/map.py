@@ -92,12 +92,14 @@ def check_command(specs: tuple[str, ...], fmt: str, study_path: str | None) -> N
 @click.option("--form", "form_code", required=True, metavar="CODE", help="The form the export holds, e.g. VS.")
 @click.option("--sheet", default=None, metavar="NAME", help="The sheet or dataset to read (default: the first "
               "with rows).")
+@click.option("--site", default=None, metavar="SS", help="The site whose export it is: its date order settles "
+              "ambiguous dates, its id fills SITEID when the export has no site column.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, metavar="SPEC.toml",
               help="Write the spec to this file (default: stdout); then edit it and keep it in mappings/.")
 @study_option
 @quiet_option
-def suggest_command(file: str, form_code: str, sheet: str | None, output: str | None, study_path: str | None,
-                    quiet: bool) -> None:
+def suggest_command(file: str, form_code: str, sheet: str | None, site: str | None, output: str | None,
+                    study_path: str | None, quiet: bool) -> None:
     """Propose a mapping spec reading FILE as form CODE, to edit and keep in mappings/.
 
     Columns are matched to variables by name, label, a close name and their values (codes, dates);
@@ -112,6 +114,11 @@ def suggest_command(file: str, form_code: str, sheet: str | None, output: str | 
         form = study.form(form_code)
     except KeyError as exc:
         raise click.BadParameter(str(exc.args[0]), param_hint="--form") from exc
+    if site is not None:
+        try:
+            site = study.site(site).id
+        except KeyError as exc:
+            raise click.BadParameter(str(exc.args[0]), param_hint="--site") from exc
     if output:
         from trialkit.outputs import check_output_file
 
@@ -122,7 +129,7 @@ def suggest_command(file: str, form_code: str, sheet: str | None, output: str | 
     if table is None:
         reason = "; ".join(f.message for f in errors) or (f"no sheet or dataset {sheet!r}" if sheet else "no table")
         raise click.UsageError(f"{file}: nothing to suggest from ({reason})")
-    suggestion = suggest_spec(table, form, study, source=Path(file).name)
+    suggestion = suggest_spec(table, form, study, source=Path(file).name, site=site)
     if output:
         Path(output).write_text(suggestion.text, encoding="utf-8")
     else:

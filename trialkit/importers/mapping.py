@@ -121,6 +121,8 @@ def relocate(findings: list[Finding], sources: Iterable[CellSources]) -> list[Fi
             continue
         column = where["column"]
         finding.evidence = {**(finding.evidence or {}), SOURCE_KEY: {k: v for k, v in where.items() if v is not None}}
+        if where["row"] != finding.row:
+            finding.message = finding.message.replace(f"(row {finding.row})", f"(row {where['row']})")
         finding.row = where["row"]
         finding.file = where["file"]
         finding.sheet = where["sheet"]
@@ -502,7 +504,7 @@ def apply_spec(table: RawTable, mapping: MappingSpec, study: Any, *, file: str,
             value = pd.Series(rule.constant, index=work.index, dtype="object")
             data[name] = value
             where_columns[name] = None
-            display[name] = f"(a constant of mapping {mapping.name})"
+            display[name] = ""  # no column of the site's file
             log(name, pd.Series(True, index=work.index), pd.Series("", index=work.index), value, "map:constant")
             continue
         if rule.join is not None:

@@ -61,6 +61,29 @@ def _toml(value: Any) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _order_of(pattern: str) -> str | None:
+    """``DMY``/``MDY``/``YMD`` of a date pattern."""
+    letters = "".join(c for c in re.findall(r"%(.)", pattern) if c in "dmbYy").replace("b", "m").replace("y", "Y")
+    return {"dmY": "DMY", "mdY": "MDY", "Ymd": "YMD"}.get(letters)
+
+
+def _date_rules(values: pd.Series) -> list[str]:
+    """Every reading of a column's dates: ``iso8601`` or each pattern all its values parse with."""
+    rule = _date_rule(values)
+    if rule in (None, "iso8601"):
+        return [rule] if rule else []
+    present = [v.strip() for v in values if isinstance(v, str) and v.strip()][:500]
+    found = []
+    for pattern in DATE_PATTERNS:
+        try:
+            for value in present:
+                dt.datetime.strptime(value, pattern)
+        except ValueError:
+            continue
+        found.append(pattern)
+    return found
+
+
 def _date_rule(values: pd.Series) -> str | None:
     """``iso8601``, the one pattern all values parse with, or None when they are not dates."""
     present = [v for v in values if isinstance(v, str) and v.strip()][:500]
@@ -114,6 +137,8 @@ def _name_score(column: str, label: str | None, variable: Any) -> float:
         return 1.0
     if name == var_label or (col_label and col_label in (var_label, var)):
         return 0.95
+    if len(var) >= 4 and len(name) >= 4 and (name.startswith(var) or var.startswith(name)):
+        return 0.85  # VISITNAME for VISIT
     stem = re.sub(r"(dat|dtc|dt|date|ym)$", "", var)
     if len(stem) >= 4 and re.sub(r"(dat|dtc|dt|date|ym)$", "", name) == stem and variable.type in ("date", "pdate"):
         return 0.9  # AESTDTC for AESTDAT
@@ -131,15 +156,47 @@ def _value_score(values: pd.Series, variable: Any, study: Any) -> float:
     if present.empty:
         return 0.0
     distinct = pd.unique(present)[:200]
+    if variable.name == "SUBJID" and study.subject_id_pattern:
+        return sum(1 for v in distinct if re.fullmatch(study.subject_id_pattern, v)) / len(distinct)
     codes, lookup = _codes(variable, study)
     if codes:
         return sum(1 for v in distinct if v.casefold() in lookup) / len(distinct)
     if variable.type in ("date", "pdate"):
-        return 0.9 if _date_rule(values) else 0.0
+        return 0.7 if _date_rule(values) else 0.0
     if variable.type in ("int", "num"):
         numeric = pd.to_numeric(present.str.replace(",", ".", regex=False), errors="coerce").notna().mean()
         return 0.5 * float(numeric)
     return 0.0
+
+
+def _abbreviates(short: str, long: str) -> bool:
+    """``WT`` abbreviates ``WEIGHT``: same first letter, the letters in order, at least two."""
+    if len(short) < 2 or not long or short[0] != long[0] or len(short) >= len(long):
+        return False
+    position = 0
+    for char in short:
+        position = long.find(char, position)
+        if position < 0:
+            return False
+        position += 1
+    return True
+
+
+def _test_variable(value: str, measured: list[Any]) -> str | None:
+    """The numeric variable a test code or name stands for: by name or label, a prefix of either
+    (``BODYTEMP`` for "Body temperature"), an abbreviation (``WT``, ``HT``) or a close label."""
+    key = header_key(value)
+    if not key:
+        return None
+    for test in (lambda n, lab: key in (n, lab),
+                 lambda n, lab: len(key) >= 4 and (n.startswith(key) or lab.startswith(key)),
+                 lambda n, lab: _abbreviates(key, n),
+                 lambda n, lab: _abbreviates(key, lab)):
+        hits = [v.name for v in measured if test(header_key(v.name), header_key(v.label))]
+        if len(hits) == 1:
+            return hits[0]
+    close = difflib.get_close_matches(key, [header_key(v.label) for v in measured], n=1, cutoff=0.8)
+    return next((v.name for v in measured if close and header_key(v.label) == close[0]), None)
 
 
 def _find_pivot(table: RawTable, form: Any) -> tuple[str, dict[str, str]] | None:
@@ -152,11 +209,7 @@ def _find_pivot(table: RawTable, form: Any) -> tuple[str, dict[str, str]] | None
             continue
         tests: dict[str, str] = {}
         for value in distinct:
-            key = header_key(value)
-            hit = next((v.name for v in measured if key in (header_key(v.name), header_key(v.label))), None)
-            if hit is None:
-                close = difflib.get_close_matches(key, [header_key(v.label) for v in measured], n=1, cutoff=0.8)
-                hit = next((v.name for v in measured if close and header_key(v.label) == close[0]), None)
+            hit = _test_variable(value, measured)
             if hit is not None and hit not in tests.values():
                 tests[value] = hit
         if len(tests) >= 2 and (best is None or len(tests) > len(best[1])):
@@ -164,8 +217,10 @@ def _find_pivot(table: RawTable, form: Any) -> tuple[str, dict[str, str]] | None
     return best
 
 
-def suggest_spec(table: RawTable, form: Any, study: Any, *, title: str = "", source: str = "") -> Suggestion:
-    """A proposed spec reading ``table`` as ``form`` (see the module docstring)."""
+def suggest_spec(table: RawTable, form: Any, study: Any, *, title: str = "", source: str = "",
+                 site: str | None = None) -> Suggestion:
+    """A proposed spec reading ``table`` as ``form`` (see the module docstring); ``site`` (its date
+    order, its id as SITEID) settles ambiguous dates and a missing site column."""
     labels = dict(zip(table.columns, table.labels or [None] * len(table.columns), strict=False))
     used: set[str] = set()
     lines_pivot: list[str] = []
@@ -214,13 +269,15 @@ def suggest_spec(table: RawTable, form: Any, study: Any, *, title: str = "", sou
         for column in table.columns:
             if column in used:
                 continue
-            score = _name_score(column, labels.get(column), variable)
-            if score < 0.9:
-                score = max(score, 0.7 * _value_score(table.values[column], variable, study) if score >= 0.5 else 0)
-            candidates.append((score, column))
+            named = _name_score(column, labels.get(column), variable)
+            fits = _value_score(table.values[column], variable, study)
+            candidates.append((max(named + 0.1 * fits, 0.75 * fits), column))
         score, column = max(candidates, default=(0.0, ""))
         if score < 0.6:
-            if variable.required:
+            if variable.name == "SITEID" and site is not None:
+                constants.append(f"SITEID = {{ constant = {_toml(site)} }}")
+                columns["SITEID"] = ""
+            elif variable.required:
                 constants.append(f"# {variable.name} ({variable.label}): no column found; give "
                                  f"{variable.name} = {{ column = \"...\" }} or {{ constant = \"...\" }}")
             continue
@@ -228,12 +285,16 @@ def suggest_spec(table: RawTable, form: Any, study: Any, *, title: str = "", sou
         columns[variable.name] = column
         parts = [f"column = {_toml(column)}"]
         values = table.values[column]
-        if variable.type in ("date", "pdate"):
-            rule = _date_rule(values)
-            if rule:
-                parts.append(f"date = {_toml(rule)}")
-        codes, lookup = _codes(variable, study)
         comment = ""
+        if variable.type in ("date", "pdate"):
+            rules_found = _date_rules(values)
+            order = study.sites[site].date_order if site in study.sites else None
+            preferred = [r for r in rules_found if order and _order_of(r) == order] or rules_found
+            if preferred:
+                parts.append(f"date = {_toml(preferred[0])}")
+            if len(rules_found) > 1:
+                comment = f"  # the dates read as {' or '.join(rules_found)}: check which"
+        codes, lookup = _codes(variable, study)
         if codes:
             decodes = dict(study.codelists[variable.codelist].values) if variable.codelist in study.codelists else \
                 {"Y": "Yes", "N": "No"}
