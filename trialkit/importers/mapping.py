@@ -66,6 +66,7 @@ class CellSources:
     mapping: str
     records: np.ndarray
     cells: dict[str, dict[str, Any]] = field(default_factory=dict)
+    form: str | None = None
     _position: dict[int, int] | None = field(default=None, repr=False)
 
     def add(self, variable: str, rows: Any, columns: Any, *, file: str | None = None,
@@ -98,7 +99,7 @@ class CellSources:
     def renamed(self, files: Mapping[str, str]) -> CellSources:
         """The same sources with file names replaced (a re-import names the archived upload)."""
         copy = CellSources(file=files.get(self.file, self.file), sheet=self.sheet, mapping=self.mapping,
-                           records=self.records)
+                           records=self.records, form=self.form)
         for variable, cell in self.cells.items():
             copy.cells[variable] = {**cell, "file": files.get(cell["file"], cell["file"]) if cell["file"] else None}
         return copy
@@ -107,13 +108,13 @@ class CellSources:
 def relocate(findings: list[Finding], sources: Iterable[CellSources]) -> list[Finding]:
     """Findings on mapped cells moved to the site's own file: the source row, sheet and file, the
     original column (or ODM path) in ``evidence["source"]`` and named in the message. Idempotent."""
-    table = {(s.file, s.sheet): s for s in sources}
+    table = {(s.file, s.sheet, s.form): s for s in sources}
     if not table:
         return findings
     for finding in findings:
         if finding.row is None or (finding.evidence or {}).get(SOURCE_KEY):
             continue
-        source = table.get((finding.file, finding.sheet))
+        source = table.get((finding.file, finding.sheet, finding.form))
         if source is None:
             continue
         where = source.locate(finding.row, finding.variable)
@@ -600,7 +601,7 @@ def apply_spec(table: RawTable, mapping: MappingSpec, study: Any, *, file: str,
     mapped = RawTable(name=table.name, kind=table.kind, columns=names, values=frame,
                       labels=[None] * len(names), types=[""] * len(names), header_row=table.header_row)
     records = frame.index.to_numpy()
-    sources = CellSources(file=file, sheet=sheet, mapping=mapping.name, records=records)
+    sources = CellSources(file=file, sheet=sheet, mapping=mapping.name, records=records, form=form.code)
     for name in names:
         rows = where_rows.get(name)
         column = where_columns.get(name)
