@@ -247,3 +247,21 @@ def test_map_check_lists_what_fills_each_variable(study):
     assert spec["problems"] == [] and spec["form"] == "AE"
     assert {"mapping": "sdtm_ae", "form": "AE", "variable": "AESTDAT", "source": "AESTDTC",
             "rule": "date iso8601"} in spec["rules"]
+
+
+def test_the_readme_worked_example_reads_as_it_says(tmp_path):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### When a site sends its own system's export", 1)[1].split("\n### ", 1)[0]
+    export = section.split("```\n", 2)[1].split("```", 1)[0]
+    spec = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    folder = tmp_path / "study"
+    shutil.copytree(bundled_study_path(), folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (folder / "mappings" / "site08_vitals.toml").write_text(spec, encoding="utf-8")
+    study = load_study(folder)
+    path = tmp_path / "vitals.csv"
+    path.write_text(export, encoding="utf-8")
+    imported = import_files([path], study, site="08")
+    vs = imported.forms["VS"].data
+    assert list(vs["VISIT"]) == ["D1", "W4"] and list(vs["WEIGHT"].fillna(-1)) == [70.2, -1]
+    assert vs["TEMP"].iloc[0] == 37.0 and vs["HR"].iloc[1] == 72
+    assert list(vs["VSDAT"]) == [pd.Timestamp("2024-03-05"), pd.Timestamp("2024-04-02")]

@@ -165,7 +165,7 @@ def field_names(study: Any) -> dict[tuple[str, str], str]:
 
 
 def event_name(visit: str) -> str:
-    """The unique event name of a visit: ``W4`` -> ``w4_arm_1``."""
+    """The unique event name of a visit: ``V2`` -> ``v2_arm_1``."""
     return re.sub(r"[^a-z0-9_]", "_", visit.lower()) + f"_arm_{ARM}"
 
 
