@@ -203,3 +203,11 @@ def test_real_sdtm_exports_of_other_studies_are_named_as_such(corpus, study, nam
     assert len(refused) == 1 and imported.forms == {}
     assert "not ANK-SJIA-01" in refused[0].message
     assert len([f for f in report.findings if f.severity.value == "error" and f.category.value != "privacy"]) == 1
+
+
+def test_an_identifier_in_a_supp_qualifier_is_refused(tmp_path, study):
+    supp = sdtm_data.suppdm()
+    supp.loc[0, ["QNAM", "QLABEL", "QVAL"]] = ["INITIALS", "Patient initials", "J.S."]
+    _, report = _run(study, sdtm_data.write_sdtm(tmp_path, {"dm": sdtm_data.dm(), "suppdm": supp}))
+    privacy = [f for f in report.findings if f.category.value == "privacy"]
+    assert [(f.code, f.variable) for f in privacy] == [("PRIVACY-COLUMN", "INITIALS")]

@@ -78,6 +78,14 @@ def _has_columns(table: RawTable, names: list[str]) -> bool:
     return all(header_key(n) in keys for n in names)
 
 
+def _reads_any(table: RawTable, spec: MappingSpec) -> bool:
+    keys = {header_key(c) for c in table.columns}
+    named = {c for rule in spec.spec.variables.values() for c in rule.columns}
+    if spec.spec.pivot is not None:
+        named |= {spec.spec.pivot.test, spec.spec.pivot.value}
+    return any(header_key(c) in keys for c in named)
+
+
 def _apply(plan: TablePlan, table: RawTable, spec: MappingSpec, study: Any, path: str, **kw: Any) -> TablePlan:
     applied = apply_spec(table, spec, study, file=path, **kw)
     plan.outputs.append(applied)
@@ -163,7 +171,9 @@ def _recognised(table: RawTable, study: Any, key: str, site_specs: list[MappingS
         return _apply(plan, table, spec, study, key, what=what)
     if matches_form is not None and matches_form(table, path, read):
         return None
-    defaults = [s for s in site_specs if s.spec.recognise is None]
+    # The site's default reads a table that has at least one column its rules name (a "Notes" sheet
+    # of the site's workbook is not its export).
+    defaults = [s for s in site_specs if s.spec.recognise is None and _reads_any(table, s)]
     if defaults:
         spec = defaults[0]
         plan = TablePlan(kind="spec", label=f"read through mapping {spec.name} (the site's default)",
