@@ -113,8 +113,10 @@ def plan_redcap(table: RawTable, study: Any, *, path: str) -> Any:
     from trialkit.importers.normalise import to_text
     from trialkit.redcap import RECORD_ID, SITE_FIELD, build_project
 
-    if not table.columns:
-        return None
+    keys = {header_key(_base(c)) for c in table.columns}
+    marks = {header_key(m) for m in (*META, *LABELS.values(), "Complete?")}
+    if not keys & marks and not any(k.endswith("complete") for k in keys):
+        return None  # no REDCap column: not an export (checked before the project is built)
     project = build_project(study)
     found = recognise(table, project)
     if found is None:
