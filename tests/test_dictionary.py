@@ -26,7 +26,7 @@ REGENERATE = "trialkit dictionary -f md -o docs/data-dictionary.md"
 
 def test_tables(study):
     tables = build_dictionary(study)
-    assert list(tables) == ["forms", "variables", "codelists", "visits"]
+    assert list(tables) == ["forms", "variables", "codelists", "visits", "mappings"]
     assert [f["code"] for f in tables["forms"]] == list(study.forms)
     vs = next(f for f in tables["forms"] if f["code"] == "VS")
     assert vs["keys"] == "SUBJID + VISIT" and vs["n_variables"] == len(study.forms["VS"].variables)
@@ -88,7 +88,7 @@ def test_output_is_deterministic(study, tmp_path):
 def test_xlsx(study, tmp_path):
     path = write_dictionary(study, "xlsx", tmp_path / "dict.xlsx")
     wb = load_workbook(path)
-    assert wb.sheetnames == ["Forms", "Variables", "Codelists", "Visits"]
+    assert wb.sheetnames == ["Forms", "Variables", "Codelists", "Visits", "Mappings"]
     ws = wb["Variables"]
     header = [c.value for c in ws[1]]
     assert header[:3] == ["form", "order", "name"]
@@ -106,11 +106,17 @@ def test_csv_stream_and_folder(study, tmp_path):
     assert rows[0]["form"] == "DM" and rows[0]["name"] == "SITEID" and rows[0]["required"] == "Y"
     out = write_dictionary(study, "csv", tmp_path / "dict")
     assert sorted(p.name for p in out.iterdir()) == [
-        "codelists.csv", "forms.csv", "variables.csv", "visits.csv"
+        "codelists.csv", "forms.csv", "mappings.csv", "variables.csv", "visits.csv"
     ]
     with open(out / "forms.csv", newline="", encoding="utf-8") as handle:
         forms = list(csv.DictReader(handle))
     assert [f["code"] for f in forms] == list(study.forms)
+    with open(out / "mappings.csv", newline="", encoding="utf-8") as handle:
+        mappings = list(csv.DictReader(handle))
+    assert {"mapping": "sdtm_ae", "form": "AE", "variable": "AESTDAT", "source": "AESTDTC",
+            "rule": "date iso8601"} in mappings
+    assert {"mapping": "sdtm_vs", "form": "VS", "variable": "HR", "source": "VSORRES",
+            "rule": "pivot: VSTESTCD = 'PULSE'; units beats/min, bpm"} in mappings
 
 
 def test_unknown_format(study, tmp_path):

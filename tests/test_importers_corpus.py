@@ -232,11 +232,16 @@ def test_tagged_na_with_catalogue_applied():
     assert read.extra["catalog"].endswith("tagged-na.sas7bcat")
 
 
-def test_phuse_dm_maps_to_dm_by_dataset_name():
+def test_phuse_dm_is_an_sdtm_export_of_another_study():
     result = import_files([_corpus("phuse-scripts__FDA__dm.sas7bdat")], _study())
-    assert result.files[0]["tables"][0]["form"] == "DM"
-    assert len(result.forms["DM"]) == 162
-    assert list(result.forms["DM"].lineage["ROW"][:2]) == [1, 2]
+    table = result.files[0]["tables"][0]
+    assert (table["form"], table["role"]) == (None, "SDTM domain DM of study ABC")
+    assert [f.code for f in result.report.findings if f.severity.value == "error"] == ["MAP-SDTM-STUDY"]
+    # Read through the study's SDTM map on the data manager's say-so (--mapping): 162 records.
+    mapped = import_files([_corpus("phuse-scripts__FDA__dm.sas7bdat")], _study(), mapping="sdtm_dm")
+    assert len(mapped.forms["DM"]) == 162
+    assert list(mapped.forms["DM"].lineage["ROW"][:2]) == [1, 2]
+    assert mapped.forms["DM"].raw["BRTHYM"].iloc[0] == "1941-07-03"  # as sent: the privacy check refuses it
 
 
 def test_sample_sav_user_missing_and_labels():

@@ -62,7 +62,8 @@ def test_json_is_parseable_and_describes_the_dataset():
 def test_json_several_files_form_mapping():
     result = _run("-f", "json", _corpus("phuse-scripts__FDA__dm.sas7bdat"), _corpus("pyreadstat__basic__sample.dta"))
     data = json.loads(result.output)
-    assert [t["form"] for f in data["files"] for t in f["tables"]] == ["DM", None]
+    assert [t["form"] for f in data["files"] for t in f["tables"]] == [None, None]
+    assert data["files"][0]["tables"][0]["role"] == "SDTM domain DM of study ABC"  # not this study's export
 
 
 def test_missing_file_is_usage_error():

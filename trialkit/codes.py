@@ -112,9 +112,10 @@ _ENGINE = (
     _c("IMP-ZIP-PATH", "Suspicious part name in a workbook", "warning", "file", "import",
        "The workbook package names a part with an absolute path or '..'; trialkit never extracts parts.",
        "Re-save the workbook in Excel."),
-    _c("IMP-XML-DOCTYPE", "XML declarations in a workbook", "error", "file", "import",
-       "An XML part declares a DOCTYPE or entities, which Excel never writes (an XML-bomb pattern).",
-       "Open the workbook in Excel, save it as a new .xlsx and upload that."),
+    _c("IMP-XML-DOCTYPE", "XML declarations in a workbook or ODM file", "error", "file", "import",
+       "An XML part of a workbook, or an ODM file, declares a DOCTYPE or entities, which Excel and EDC "
+       "systems never write (an XML-bomb or external-entity pattern); refused before parsing.",
+       "Open the workbook in Excel and save it as a new .xlsx, or export the ODM file again."),
     # -- limits (docs/limits.md) -------------------------------------------------------------------
     _c("IMP-LIMIT-FILE-SIZE", "File larger than the limit", "error", "file", "import",
        "The file is larger than TRIALKIT_MAX_FILE_BYTES.",
@@ -226,6 +227,88 @@ _ENGINE = (
     _c("IMP-UNIT-SITE", "Unit the site does not use", "warning", "normalisation", "import",
        "Values are in a unit system the site does not use (e.g. US units at an SI site); converted.",
        "Check those values and their unit."),
+    # -- site systems' exports: mapping specs, SDTM, REDCap, ODM ---------------------------------
+    _c("MAP-SPEC", "Read through a mapping spec", "info", "structure", "import",
+       "A table of a site system's export was read through a mapping spec (mappings/NAME.toml): chosen with "
+       "--mapping, recognised by its [recognise] columns, or the site's default ([[sites]] mappings); a "
+       "re-import from the archive reads it through the same spec.",
+       "None; the finding names the spec and the form."),
+    _c("MAP-SDTM", "SDTM domain recognised", "info", "structure", "import",
+       "A dataset with STUDYID, DOMAIN and USUBJID is an SDTM domain: it is read as the form the study's SDTM "
+       "map names (its mapping specs with sdtm_domain), a SUPP-- dataset's qualifiers as columns of its parent.",
+       "None; the finding names the domain, the form and the mapping."),
+    _c("MAP-SDTM-STUDY", "SDTM export of another study", "error", "structure", "import",
+       "The SDTM dataset's STUDYID is not this study's; nothing of it is imported (one finding, not one per "
+       "record).",
+       "Send this study's export; if it is this study under another code, read it with --mapping NAME."),
+    _c("MAP-SDTM-DOMAIN", "SDTM domain the study does not collect", "warning", "structure", "import",
+       "The study's SDTM map reads no form from this domain; nothing of it is imported.",
+       "Leave the domain out of the upload, or add a mapping spec with sdtm_domain for it."),
+    _c("MAP-SUPP-UNMATCHED", "SUPP-- records without a parent record", "warning", "structure", "import",
+       "Supplemental qualifier records (SUPP--) match no record of their parent domain in the upload (by "
+       "USUBJID and IDVAR/IDVARVAL), or repeat one; one finding per QNAM with the count, values not imported.",
+       "Send the parent domain together with its SUPP-- dataset, with matching keys."),
+    _c("MAP-AMBIGUOUS", "Several mappings recognise a table", "error", "structure", "import",
+       "More than one mapping spec's [recognise] columns are all in the table; nothing of it is imported.",
+       "Choose one with --mapping NAME, or make the specs' [recognise] columns tell the exports apart."),
+    _c("MAP-COLUMN-UNMAPPED", "Column not read by the mapping", "warning", "structure", "import",
+       "A column of a site system's export holds values but its mapping spec neither reads nor ignores it; "
+       "one finding per column with the number of values, which are not imported.",
+       "Map the column to a variable in the spec, or list it under ignore if the study does not collect it."),
+    _c("MAP-SOURCE-MISSING", "Column the mapping needs is missing", "varies", "structure", "import",
+       "The export lacks a column the mapping spec needs: a pivot's test or value column (error: nothing is "
+       "imported), or a filter's column (warning: every row is read). A variable whose column is missing is "
+       "IMP-COLUMN-MISSING, naming the column.",
+       "Export the column, or correct the spec."),
+    _c("MAP-FILTERED", "Rows left out by a mapping's filter", "info", "structure", "import",
+       "Rows whose filter column does not hold one of the spec's values (e.g. DS protocol milestones) are not "
+       "read; the finding gives the count and the values seen.",
+       "None, when those rows are not the form's records."),
+    _c("MAP-PIVOT-TEST", "Test the mapping does not read", "warning", "structure", "import",
+       "A long export (one row per test) holds a test that the spec's [pivot.tests] does not list; one "
+       "finding per test with the count, values not imported.",
+       "Add the test to [pivot.tests] if the form collects it; otherwise leave it out of the export."),
+    _c("MAP-PIVOT-DUPLICATE", "Test repeated within a record", "error", "record", "import",
+       "A long export holds the same test twice for one record (subject and visit); the first value is read.",
+       "Keep one row per test and record (correct or remove the repeat)."),
+    _c("MAP-PIVOT-CONFLICT", "Rows of one record disagree", "error", "record", "import",
+       "In a long export the rows of one record hold different values for a column read once per record "
+       "(e.g. the visit date); the first row's value is read.",
+       "Make the rows of the record agree."),
+    _c("MAP-UNIT", "Unit the variable does not take", "error", "codelist", "import",
+       "A long export gives a result in a unit that is neither the variable's unit nor one the spec accepts; "
+       "the number is read as if in the variable's unit.",
+       "Convert the values, or list the unit in [pivot.tests] when it is the same unit written otherwise."),
+    _c("MAP-VALUE", "Values converted by a mapping", "info", "normalisation", "import",
+       "A mapping spec recoded values, read dates (ISO 8601 or a pattern), split or joined a date and a time, "
+       "set a constant or a default; the value as sent stays in the raw data and the change log.",
+       "None; the finding records the conversion."),
+    _c("MAP-REDCAP", "REDCap export recognised", "info", "structure", "import",
+       "A CSV with REDCap's record-id field and redcap_event_name / redcap_repeat_instrument columns, raw or "
+       "with labels, is read back through the study's REDCap project (trialkit redcap dictionary).",
+       "None; the finding names the instruments read."),
+    _c("MAP-REDCAP-EVENT", "Unknown REDCap event or instrument", "error", "structure", "import",
+       "Rows of a REDCap export name an event or a repeating instrument that the study's REDCap project does "
+       "not have; one finding per name with the count, rows not imported.",
+       "Export from the project built from `trialkit redcap dictionary` (its events and instruments)."),
+    _c("MAP-ODM", "CDISC ODM clinical data read", "info", "structure", "import",
+       "An ODM 1.3 file's ClinicalData was read: each ItemGroupData a record of the form its OIDs name.",
+       "None; the finding names the forms read."),
+    _c("MAP-ODM-OID", "ODM OID the study does not know", "warning", "structure", "import",
+       "An ItemGroupOID, ItemOID or StudyEventOID of the ClinicalData is none the study declares or derives "
+       "([odm] in study.toml; IT.FORM.VAR ...); one finding per OID with the count, values not imported.",
+       "Declare the OID in [odm] of study.toml, or export with the study's OIDs (trialkit odm metadata)."),
+    _c("MAP-ODM-STUDY", "ODM data of another study", "error", "structure", "import",
+       "The ClinicalData's StudyOID is not this study's; nothing of it is imported.",
+       "Send this study's export, or declare the study's OID as [odm] study_oid."),
+    _c("MAP-ODM-REMOVE", "ODM transactions that remove data", "warning", "structure", "import",
+       "ItemGroupData with TransactionType=\"Remove\" are not applied: trialkit reads snapshots of a site's "
+       "current data; one finding per item group with the count.",
+       "Send a snapshot export (FileType=\"Snapshot\") of the site's current data."),
+    _c("IMP-ODM-XML", "Not readable ODM XML", "varies", "file", "import",
+       "The ODM file is not well-formed XML (error; the finding names the line), or holds no ClinicalData "
+       "(warning: study metadata only).",
+       "Export the ODM file's clinical data again from the site's system."),
     # -- privacy ---------------------------------------------------------------------------------
     _c("PRIVACY-COLUMN", "Identifier column", "error", "privacy", "import",
        "A column's header (in the languages of the sites, hidden sheets included) names a direct identifier: "

@@ -18,8 +18,9 @@ from trialkit import __version__
 from trialkit.study import Study
 
 FORMATS = ("xlsx", "csv", "json", "md")
-TABLES = ("forms", "variables", "codelists", "visits")
-SHEET_OF_TABLE = {"forms": "Forms", "variables": "Variables", "codelists": "Codelists", "visits": "Visits"}
+TABLES = ("forms", "variables", "codelists", "visits", "mappings")
+SHEET_OF_TABLE = {"forms": "Forms", "variables": "Variables", "codelists": "Codelists", "visits": "Visits",
+                  "mappings": "Mappings"}
 
 VARIABLE_COLUMNS = (
     "form", "order", "name", "label", "type", "unit", "unit_var", "codelist", "min", "max",
@@ -28,7 +29,8 @@ VARIABLE_COLUMNS = (
 
 
 def build_dictionary(study: Study) -> dict[str, list[dict[str, Any]]]:
-    """The study's data dictionary as four tables of row dicts.
+    """The study's data dictionary as five tables of row dicts (``mappings``: what each of the study's
+    mapping specs reads into each variable).
 
     Example::
 
@@ -88,7 +90,8 @@ def build_dictionary(study: Study) -> dict[str, list[dict[str, Any]]]:
         }
         for visit in study.visits.values()
     ]
-    return {"forms": forms, "variables": variables, "codelists": codelists, "visits": visits}
+    mappings = [row for spec in study.mappings.values() for row in spec.rows()]
+    return {"forms": forms, "variables": variables, "codelists": codelists, "visits": visits, "mappings": mappings}
 
 
 def dictionary_document(study: Study) -> dict[str, Any]:
@@ -231,6 +234,15 @@ def _markdown(study: Study) -> str:
             for v in tables["visits"]
         ],
     )
+    if study.mappings:
+        out += ["", "## Mappings", "",
+                "How a site system's own export is read (mapping specs in `mappings/`; SDTM domains through the "
+                "specs that name one). A column named like a variable needs no rule."]
+        for spec in study.mappings.values():
+            domain = f" (SDTM {spec.sdtm_domain})" if spec.sdtm_domain else ""
+            out += ["", f"### {spec.name} — {spec.title}{domain}", "", f"Reads form {spec.form}.", ""]
+            out += _md_table(["Variable", "Source", "Rule"],
+                             [[f"`{r['variable']}`", r["source"], r["rule"]] for r in spec.rows()])
     return "\n".join(out) + "\n"
 
 

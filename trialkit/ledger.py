@@ -969,14 +969,31 @@ class Workspace:
                 target = folder / name
                 shutil.copyfile(source, target)
                 paths.append(target)
-            result = import_files(paths, study, site=sub.site)
+            result = import_files(paths, study, site=sub.site, **self._mappings_of(sub, study))
         originals = {str(p): f"submission {sub.id}: {p.name}" for p in paths}
+        result.sources[:] = [source.renamed(originals) for source in result.sources]
         for form_data in result.forms.values():
             form_data.lineage["FILE"] = form_data.lineage["FILE"].map(lambda f: originals.get(str(f), f))
         for finding in result.report.findings:
             if finding.file is not None:
                 finding.file = originals.get(str(finding.file), finding.file)
         return result
+
+    def _mappings_of(self, sub: Any, study: Any) -> dict[str, Any]:
+        """How a submission was read: the study's and this workspace's mapping specs, and the spec
+        each file was read through with ``--mapping`` (its ``MAP-SPEC`` findings)."""
+        from trialkit.study.mappings import available_mappings
+
+        chosen = {}
+        try:
+            recorded = sub.report.findings
+        except (AttributeError, ValueError, TypeError):  # a submission without a recorded report
+            recorded = []
+        for finding in recorded:
+            evidence = finding.evidence or {}
+            if finding.code == "MAP-SPEC" and evidence.get("chosen") == "--mapping":
+                chosen[str(evidence.get("file_sha256"))] = str(evidence.get("mapping"))
+        return {"mappings": available_mappings(study, self.path), "file_mappings": chosen}
 
     def _hash_inputs(self, paths: Sequence[str | os.PathLike[str]], report: Report) -> list[dict[str, Any]]:
         known = {}

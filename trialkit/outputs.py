@@ -43,7 +43,7 @@ from trialkit.errors import UsageError
 MARKER = ".trialkit-output"
 NAME_MAX_BYTES = 255
 PATH_MAX_BYTES = 4096
-FILE_KINDS = ("html", "xlsx", "json", "jsonl", "csv", "md", "text")
+FILE_KINDS = ("html", "xlsx", "json", "jsonl", "csv", "md", "text", "xml", "toml")
 
 _WORKSPACE_FILE = "trialkit-workspace.toml"  # the same names as trialkit.ledger, without importing it
 _LEDGER_FILE = "ledger.sqlite"
@@ -302,6 +302,10 @@ def written_by_trialkit(path: Path, kind: str, header: str | re.Pattern[str] | N
         return stripped.lstrip()[:1] in ("{", "[")
     if kind == "md":
         return stripped.startswith("#")
+    if kind == "xml":  # an ODM document trialkit wrote says so on its root element
+        return 'Originator="trialkit"' in stripped[:4096]
+    if kind == "toml":  # a mapping spec trialkit suggested (until the data manager edits it)
+        return stripped.startswith("# Mapping spec suggested by trialkit")
     if header is None:
         return False
     if isinstance(header, re.Pattern):

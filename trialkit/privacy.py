@@ -698,6 +698,8 @@ def _column_findings(study: Any, import_result: Any) -> list[Finding]:
                 continue
             seen: set[str] = set()
             for column in table.get("columns", []):
+                if _read_into_birth(study, column.get("read_into")):
+                    continue  # read through a mapping into a birth variable: its values are checked there
                 for text in (column.get("name"), column.get("label")):
                     if not text or _fold(str(text)).replace(" ", "") in known:
                         continue
@@ -718,6 +720,19 @@ def _column_findings(study: Any, import_result: Any) -> list[Finding]:
                         query_id=query_id(COLUMN, None, table.get("name"), [_fold(str(text))], None),
                     ))
     return findings
+
+
+def _read_into_birth(study: Any, target: Any) -> bool:
+    """True when a mapped source column (``read_into`` ``FORM.VAR``) fills a birth variable (BRTHDTC →
+    a year-month variable): a full date there is refused by value (``PRIVACY-BIRTH-DATE``), an
+    export holding year and month only is accepted."""
+    if not isinstance(target, str) or "." not in target:
+        return False
+    form, _, name = target.partition(".")
+    try:
+        return bool(study.forms[form].variable(name).birth)
+    except (KeyError, AttributeError):
+        return False
 
 
 def _free_text_variables(form: Any) -> list[str]:

@@ -693,6 +693,10 @@ def validate(
     findings = [f for f in findings if not (f.category == Category.PRIVACY and f.evidence and "column" in f.evidence
                                             and (f.file, f.sheet, f.evidence["column"]) in flagged)]
     findings = mask_identifiers(findings + privacy, privacy, secrets=getattr(import_result, "secrets", None))
+    if getattr(import_result, "sources", None):  # a mapped cell's finding points at the site's own file
+        from trialkit.importers.mapping import relocate
+
+        relocate(findings, import_result.sources)
 
     findings.sort(key=_sort_key)
     report = Report(

@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from trialkit.commands.options import load, study_option
+from trialkit.commands.options import load, mapping_option, mappings_for, study_option
 
 INSPECT_SCHEMA_VERSION = "1.0"
 
@@ -76,8 +76,9 @@ def _render_text(result, out) -> None:
               help="Output format.")
 @click.option("--site", default=None, help="Site id (how dates and decimals were typed), e.g. 01.")
 @click.option("--form", "form_code", default=None, help="Form code for a SAS/SPSS/Stata/CSV file, e.g. LB.")
+@mapping_option
 @study_option
-def command(files, fmt, site, form_code, study_path):
+def command(files, fmt, site, form_code, mapping, study_path):
     """Show what FILE holds: format, encoding, sheets or dataset, columns, forms, file problems."""
     from trialkit.cli import EXIT_FINDINGS, EXIT_OK
     from trialkit.importers.reader import import_files
@@ -90,7 +91,8 @@ def command(files, fmt, site, form_code, study_path):
             study.form(form_code)
     except KeyError as exc:
         raise click.UsageError(str(exc.args[0])) from exc
-    result = import_files(list(files), study, site=site, form=form_code)
+    specs = mappings_for(study, mapping)
+    result = import_files(list(files), study, site=site, form=form_code, mapping=mapping, mappings=specs)
     if fmt == "json":
         click.echo(json.dumps(inspect_dict(result), indent=2, ensure_ascii=False, default=str))
     else:

@@ -116,3 +116,34 @@ class progress_bar:  # noqa: N801 - used as a context manager, like open()
         if self._bar is not None:
             self._bar.__exit__(*exc_info)
         return False
+
+
+def mapping_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--mapping NAME``: read every table through this mapping spec (a site system's export)."""
+    return click.option(
+        "--mapping", "mapping", default=None, metavar="NAME",
+        help="Read every table of the FILEs through this mapping spec (mappings/NAME.toml of the study or "
+        "the workspace); default: SDTM, REDCap and ODM exports and tables a spec recognises are found by "
+        "their content (trialkit map list).",
+    )(func)
+
+
+def mappings_for(study: Any, mapping: str | None, workspace: Any = None) -> dict[str, Any]:
+    """The mapping specs a command may use: the study's and its workspace's (the one given, or the
+    one the command runs in); ``--mapping NAME`` must be one of them (a usage error otherwise)."""
+    from trialkit.study.mappings import available_mappings
+
+    folder = getattr(workspace, "path", workspace)
+    if folder is None:
+        from trialkit.errors import TrialkitError
+        from trialkit.ledger import open_workspace
+
+        try:
+            folder = open_workspace(None).path
+        except TrialkitError:
+            folder = None
+    specs = available_mappings(study, folder)
+    if mapping is not None and mapping not in specs:
+        raise click.BadParameter(f"no mapping {mapping!r}; the study{' and workspace' if folder else ''} "
+                                 f"define: {', '.join(sorted(specs)) or 'none'}", param_hint="--mapping")
+    return specs

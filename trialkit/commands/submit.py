@@ -7,7 +7,13 @@ from datetime import datetime
 
 import click
 
-from trialkit.commands.options import load_with_workspace, quiet_option, study_option
+from trialkit.commands.options import (
+    load_with_workspace,
+    mapping_option,
+    mappings_for,
+    quiet_option,
+    study_option,
+)
 from trialkit.commands.workspace_options import operator_option, site_id, workspace_option
 
 EXIT_BY_STATUS = {"accepted": 0, "accepted-with-warnings": 0, "held": 1, "rejected": 1}
@@ -31,12 +37,13 @@ EXIT_BY_STATUS = {"accepted": 0, "accepted-with-warnings": 0, "held": 1, "reject
               "else the latest full date in the upload).")
 @click.option("-f", "--format", "output_format", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="Result on stdout: a short text or the submission as JSON.")
+@mapping_option
 @workspace_option
 @study_option
 @quiet_option
 def command(files: tuple[str, ...], site: str, note: str | None, operator: str | None,
             accept_warnings: bool, accept_removals: bool, data_cut: datetime | None, output_format: str,
-            workspace: str | None, study_path: str | None, quiet: bool) -> None:
+            mapping: str | None, workspace: str | None, study_path: str | None, quiet: bool) -> None:
     """Import, validate and record a site's upload in the ledger.
 
     Every FILE is archived unchanged, and the submission gets one status:
@@ -75,7 +82,8 @@ def command(files: tuple[str, ...], site: str, note: str | None, operator: str |
             raise click.UsageError(refusal_message(path, reason))
     ws, study = load_with_workspace(workspace, study_path, operator)
     site = site_id(study, site)
-    imported = import_files(list(files), study, site=site)
+    specs = mappings_for(study, mapping, ws)
+    imported = import_files(list(files), study, site=site, mapping=mapping, mappings=specs)
     study_cut = None if data_cut else ws.data_cut_date()
     cut = data_cut.date() if data_cut else study_cut
     report = validate(study, imported, site=site, data_cut=cut)

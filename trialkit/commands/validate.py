@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from trialkit.commands.options import load, quiet_option, study_option
+from trialkit.commands.options import load, mapping_option, mappings_for, quiet_option, study_option
 from trialkit.findings import Severity
 
 FORMATS = ["text", "json", "jsonl", "csv", "xlsx"]
@@ -63,11 +63,12 @@ OUTPUT_HEADERS = {
               "the other formats hold every finding).")
 @click.option("-v", "--verbose", is_flag=True,
               help="Text output: list each check skipped because its forms were not in the upload.")
+@mapping_option
 @study_option
 @quiet_option
 def command(files: tuple[str, ...], site: str | None, output_format: str, output: str | None,
             fail_on: str, max_findings: int | None, data_cut: datetime | None, form_code: str | None,
-            min_severity: str, verbose: bool, study_path: str | None, quiet: bool) -> None:
+            min_severity: str, verbose: bool, mapping: str | None, study_path: str | None, quiet: bool) -> None:
     """Validate site uploads: data checks, protocol deviations, query workbook.
 
     Checks every value against the form definitions (type, range, codelist, required, unique keys),
@@ -106,6 +107,7 @@ def command(files: tuple[str, ...], site: str | None, output_format: str, output
             form_code = study.form(form_code).code
         except KeyError as exc:
             raise click.BadParameter(str(exc.args[0]), param_hint="--form") from exc
+    specs = mappings_for(study, mapping)
 
     from trialkit.errors import TrialkitError
     from trialkit.importers.reader import import_files
@@ -113,7 +115,7 @@ def command(files: tuple[str, ...], site: str | None, output_format: str, output
 
     cut, cut_source = (data_cut.date(), "--data-cut") if data_cut else (workspace_cut(), "study-wide: trialkit cut")
     try:
-        imported = import_files(list(files), study, site=site, form=form_code)
+        imported = import_files(list(files), study, site=site, form=form_code, mapping=mapping, mappings=specs)
         full = validate(study, imported, site=site, data_cut=cut)
         # Nothing recognised is never clean, whatever --fail-on says.
         failing = full.fails_at(fail_on) or any(f.code == NO_FORM for f in full.findings)

@@ -108,6 +108,9 @@ class ImportResult:
     forms: dict[str, FormData] = field(default_factory=dict)
     report: Report = field(default_factory=Report)
     files: list[dict[str, Any]] = field(default_factory=list)  # per-file facts for `inspect`
+    # Where each cell of a table read through a mapping came from (site export, SDTM, REDCap, ODM):
+    # :class:`trialkit.importers.mapping.CellSources`, one per mapped table.
+    sources: list[Any] = field(default_factory=list)
     # Direct identifiers found while importing → their masks: never shown, and masked wherever
     # another finding quotes them (kept out of every report and output).
     secrets: dict[str, str] = field(default_factory=dict, repr=False)

@@ -19,6 +19,7 @@ format              how it is recognised
                     (a password-protected OOXML workbook)
 ``ole2``            any other OLE2 file (Word, MSG, ...)
 ``spreadsheetml``   XML with the ``urn:schemas-microsoft-com:office:spreadsheet`` namespace
+``odm``             XML with the CDISC ODM namespace (``detail``: ``1.3`` or ``2.0``)
 ``xpt5``/``xpt8``   SAS transport ``LIBRARY HEADER RECORD`` (v5) / ``LIBV8`` (v8)
 ``sas7bdat``        the 32-byte sas7bdat magic; ``sas7bcat`` the catalogue magic
 ``sav``/``zsav``    ``$FL2`` / ``$FL3``
@@ -60,10 +61,11 @@ OLE2_MAGIC = bytes([0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1])
 ZIP_MAGIC = b"PK\x03\x04"
 SPREADSHEETML_NS = b"urn:schemas-microsoft-com:office:spreadsheet"
 STRICT_NS = b"purl.oclc.org/ooxml/spreadsheetml/main"
+ODM_NAMESPACES = {"1.3": "http://www.cdisc.org/ns/odm/v1.3", "2.0": "http://www.cdisc.org/ns/odm/v2.0"}
 
 # Formats whose content is a table trialkit can read.
 READABLE = {"xlsx", "xlsm", "xlsb", "ods", "xls", "spreadsheetml", "xpt5", "xpt8", "sas7bdat", "sav", "zsav",
-            "por", "dta", "csv"}
+            "por", "dta", "csv", "odm"}
 WORKBOOK_FORMATS = {"xlsx", "xlsm", "xlsb", "ods", "xls", "spreadsheetml"}
 CALAMINE_FORMATS = {"xlsx", "xlsm", "xlsb", "ods", "xls"}  # read through python-calamine
 DATASET_FORMATS = {"xpt5", "xpt8", "sas7bdat", "sav", "zsav", "por", "dta"}
@@ -110,6 +112,8 @@ class RawTable:
     notes: list[tuple[int, list[str]]] = field(default_factory=list)
     bad_dates: list[tuple[int, str, str]] = field(default_factory=list)  # (record, column, date as text)
     comments: list[tuple[str, str]] = field(default_factory=list)  # cell comments: (cell ref, text)
+    # Per column, the line of the file each cell is on, when a row is not one line (ODM XML).
+    cells: dict[str, Any] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -191,6 +195,9 @@ def detect(path: str | Path) -> Detected:
     if lowered.startswith("<?xml") or lowered.startswith("<"):
         if SPREADSHEETML_NS in head or SPREADSHEETML_NS.decode() in text_head:
             return Detected("spreadsheetml")
+        for version, namespace in ODM_NAMESPACES.items():
+            if namespace in text_head:
+                return Detected("odm", detail=version)
         return Detected("xml")
     if _looks_textual(head):
         return Detected("csv")

@@ -40,13 +40,21 @@ def header_key(text: Any) -> str:
     return re.sub(r"[\W_]+", "", str(text).casefold())
 
 
+# The identifiers of an SDTM dataset (and of a SUPP-- one): a header row of a site's SDTM export.
+SDTM_HEADERS = ("STUDYID", "DOMAIN", "USUBJID", "RDOMAIN", "IDVAR", "IDVARVAL", "QNAM", "QVAL")
+
+
 def known_headers(study: Any) -> frozenset[str]:
-    """The header keys of every variable name and label of the study's forms."""
-    keys: set[str] = set()
+    """The header keys of every variable name and label of the study's forms, of the columns its
+    mapping specs read, and of the SDTM identifiers (a long export's test names and labels, which
+    may equal variable names, must not make a data row look like the header)."""
+    keys: set[str] = {header_key(name) for name in SDTM_HEADERS}
     for form in study.forms.values():
         for variable in form.variables:
             keys.add(header_key(variable.name))
             keys.add(header_key(variable.label))
+    for spec in (getattr(study, "mappings", None) or {}).values():
+        keys.update(header_key(column) for column in spec.source_columns())
     keys.discard("")
     return frozenset(keys)
 

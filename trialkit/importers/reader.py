@@ -37,8 +37,11 @@ from trialkit.importers.detect import (
     RawTable,
     detect,
 )
-from trialkit.importers.header import known_headers
+from trialkit.importers.exports import RunPlan, TablePlan, plan_run
+from trialkit.importers.header import header_key, known_headers
 from trialkit.importers.limits import Limits, file_size_finding
+from trialkit.importers.mapping import finish as finish_mapped
+from trialkit.importers.mapping import relocate
 from trialkit.importers.normalise import Context, match_columns, normalise_table, to_text
 from trialkit.importers.regular import regular_file_refusal
 from trialkit.importers.template_rows import is_template_title, template_block_rows
@@ -128,6 +131,10 @@ def _read_detected(path: Path, found: Detected, catalog: Path | None, limits: Li
         from trialkit.importers.csvfile import read_csv
 
         return read_csv(path, limits=limits, known=known)
+    if fmt == "odm":
+        from trialkit.importers.odm import read_odm
+
+        return read_odm(path, limits=limits, version=found.detail)
     result = FileRead(path=str(path), format=fmt)
     messages = {
         "empty": ("IMP-FILE-EMPTY", "the file is empty (0 bytes); upload the filled file again"),
@@ -136,14 +143,15 @@ def _read_detected(path: Path, found: Detected, catalog: Path | None, limits: Li
         "html": ("IMP-FILE-HTML", "is an HTML (web) page, not a data file"
                  + (f" (title: {found.detail!r})" if found.detail else "")
                  + "; it was probably saved from a browser error page: download the real file and upload it"),
-        "xml": ("IMP-FILE-FORMAT", "is an XML file that is not a SpreadsheetML workbook; export the data as "
-                "xlsx or CSV"),
+        "xml": ("IMP-FILE-FORMAT", "is an XML file that is neither a SpreadsheetML workbook nor CDISC ODM "
+                "clinical data; export the data as xlsx, CSV or ODM 1.3"),
         "zip": ("IMP-FILE-FORMAT", f"is a zip archive but not an Excel workbook ({found.detail}); upload the "
                 "workbook itself (.xlsx)"),
         "ole2": ("IMP-FILE-FORMAT", f"is an Office file but not an Excel workbook ({found.detail}); upload "
                  "the workbook itself"),
         "binary": ("IMP-FILE-FORMAT", "is not a format trialkit reads (xlsx, xlsm, xlsb, ods, xls, "
-                   "SpreadsheetML, sas7bdat, xpt, sav, zsav, por, dta, csv); export the data in one of these"),
+                   "SpreadsheetML, sas7bdat, xpt, sav, zsav, por, dta, csv, CDISC ODM); export the data in one "
+                   "of these"),
     }
     code, message = messages.get(fmt, ("IMP-FILE-FORMAT", "is not a format trialkit reads"))
     result.fail(code, f"{path}: {message}")
@@ -249,11 +257,17 @@ def _bad_date_findings(table: RawTable, path: Path, imported: set[str], form: st
 
 
 def import_files(paths: list[str | Path], study: Any, *, site: str | None = None,
-                 form: str | None = None, limits: Limits | None = None) -> ImportResult:
+                 form: str | None = None, limits: Limits | None = None, mapping: str | None = None,
+                 mappings: dict[str, Any] | None = None, file_mappings: dict[str, str] | None = None
+                 ) -> ImportResult:
     """Import uploads into forms (see the module docstring); never raises for a bad file.
 
     ``limits`` bound file sizes, zip inflation, sheet shapes and cell lengths (default
     :meth:`Limits.from_env`, i.e. the ``TRIALKIT_MAX_*`` environment variables; ``docs/limits.md``).
+    Site systems' exports (SDTM, REDCap, ODM, or a table a mapping spec recognises) are read through
+    a mapping (:mod:`trialkit.importers.exports`): ``mappings`` are the specs available (default: the
+    study's), ``mapping`` one chosen for every file (``--mapping``), ``file_mappings`` one per file's
+    sha256 (a re-import reads a submission as it was read).
     """
     limits = limits or Limits.from_env()
     result = ImportResult()
@@ -266,13 +280,19 @@ def import_files(paths: list[str | Path], study: Any, *, site: str | None = None
     catalogs = {p.resolve() for p in paths if p.suffix.lower() == ".sas7bcat"}
     parts: dict[str, list[FormData]] = {}
     known = known_headers(study)
+    if mappings:  # a workspace's specs name the columns of the exports they read
+        known = known | {header_key(c) for spec in mappings.values() for c in spec.source_columns()}
     secrets: dict[str, str] = {}  # identifiers found (→ their masks), never shown in any finding
+    reads = []
     for path in paths:
         read = read_file(path, limits=limits, known=known)
         try:
             input_file = InputFile.from_path(path, format=read.format)
         except OSError:
             input_file = InputFile(path=str(path), sha256="", size=0, format=read.format)
+        reads.append((path, read, input_file))
+    run = _plan(reads, study, site_id, mapping, mappings, file_mappings)
+    for path, read, input_file in reads:
         report.inputs.append(input_file)
         findings: list[Finding] = list(read.findings)
         findings.extend(_stamp_findings(read, study))
@@ -287,7 +307,7 @@ def import_files(paths: list[str | Path], study: Any, *, site: str | None = None
                 facts["stamp_site"] = read.stamp_site
         template_site = _template_site(read, study, site_id, findings)
         data_tables = []
-        for table in read.tables:
+        for position, table in enumerate(read.tables):
             info = {"name": table.name, "kind": table.kind, "hidden": table.hidden,
                     "visibility": table.visibility, "rows": table.rows, "n_columns": len(table.columns),
                     "columns": [{"name": c, "label": lab, "type": t} for c, lab, t in
@@ -307,6 +327,11 @@ def import_files(paths: list[str | Path], study: Any, *, site: str | None = None
                                                 "the others"))
             if table.sheet_type != "worksheet":
                 info["role"] = table.sheet_type
+                continue
+            planned = run.get(path, position)
+            if planned is not None:
+                _read_mapped(planned, info, table, path, read, input_file, study, site_id, findings, secrets,
+                             parts, result)
                 continue
             code = match_sheet(table.name, study) if workbook else match_dataset(table, path, study)
             data_tables.append((table, code, info))
@@ -376,10 +401,88 @@ def import_files(paths: list[str | Path], study: Any, *, site: str | None = None
         report.extend(findings)
     for code, pieces in parts.items():
         result.forms[code] = FormData.concat(pieces)
+    if result.sources:  # findings on mapped cells point at the site's own file, row and column
+        relocate(report.findings, result.sources)
     if secrets:  # an identifier quoted by any other finding is shown masked there too
         result.secrets.update(secrets)
         report.findings[:] = mask_identifiers(report.findings, [], secrets=secrets)
     return result
+
+
+def _plan(reads: list[tuple[Path, FileRead, InputFile]], study: Any, site: str | None, mapping: str | None,
+          mappings: dict[str, Any] | None, file_mappings: dict[str, str] | None) -> RunPlan:
+    """Which tables are read through a mapping (:func:`~trialkit.importers.exports.plan_run`)."""
+    explicit: dict[str, str] = {}
+    for path, _, input_file in reads:
+        chosen = mapping or (file_mappings or {}).get(input_file.sha256)
+        if chosen is not None:
+            explicit[str(path)] = chosen
+
+    def named(table: RawTable, path: Path, read: FileRead) -> bool:
+        workbook = read.format in WORKBOOK_FORMATS
+        return (match_sheet(table.name, study) if workbook else match_dataset(table, path, study)) is not None
+
+    return plan_run([(p, r) for p, r, _ in reads], study, site=site, mappings=mappings, explicit=explicit,
+                    matches_form=named)
+
+
+def _read_mapped(planned: TablePlan, info: dict[str, Any], table: RawTable, path: Path, read: FileRead,
+                 input_file: InputFile, study: Any, site_id: str | None, findings: list[Finding],
+                 secrets: dict[str, str], parts: dict[str, list[FormData]], result: ImportResult) -> None:
+    """A table read through a mapping: its forms normalised, its unread columns looked at for
+    identifiers, its facts for ``inspect`` (the columns it was read into, by name)."""
+    info.update(planned.info())
+    source = planned.table or table
+    if source is not table:  # SDTM: the parent with its SUPP-- columns
+        known = {c["name"] for c in info["columns"]}
+        info["columns"].extend({"name": c, "label": lab, "type": "text"}
+                               for c, lab in zip(source.columns, source.labels or [None] * len(source.columns),
+                                                 strict=False) if c not in known)
+    for column in info["columns"]:
+        if column["name"] in planned.read_into:
+            column["read_into"] = planned.read_into[column["name"]]
+    if planned.chosen is not None and planned.mapping is not None:
+        forms = ", ".join(a.form for a in planned.outputs if a.table is not None) or "no form"
+        spec = next((a for a in planned.outputs), None)
+        findings.append(Finding(
+            code="MAP-SPEC", severity=Severity.INFO, category=Category.STRUCTURE, file=str(path), sheet=table.name,
+            value=planned.mapping, form=spec.form if spec else None,
+            message=f"{Path(path).name}: {table.name!r} read as form {forms} through mapping {planned.mapping} "
+                    f"({planned.chosen})",
+            evidence={"mapping": planned.mapping, "chosen": planned.chosen, "file_sha256": input_file.sha256}))
+    findings.extend(planned.findings)
+    unread = [c for c in planned.unread if c in source.values.columns]
+    findings.extend(_identifier_findings(source, path, unread, None, secrets))
+    findings.extend(_bad_date_findings(source, path, set(source.columns) - set(unread)))
+    for row, column, ref, text in source.errors:
+        if column in unread:
+            findings.append(Finding(
+                code="IMP-EXCEL-ERROR", severity=Severity.ERROR, category=Category.TYPE,
+                message=f"cell {ref} (column {column!r}, not imported) holds the Excel error {text}",
+                value=text, file=str(path), sheet=source.name, row=row))
+    for applied in planned.outputs:
+        if applied.table is None:
+            continue
+        code = applied.form
+        ctx = Context(file=str(path), sha256=input_file.sha256, sheet=applied.table.name,
+                      date_system=read.date_system, site=site_id)
+        try:
+            form_data = normalise_table(applied.table, study.forms[code], study, ctx)
+        except Exception as exc:  # a normaliser bug must not lose the run: the table is refused
+            findings.append(Finding(
+                code="IMP-SHEET-UNREADABLE", severity=Severity.ERROR, category=Category.FILE,
+                file=str(path), sheet=table.name, form=code,
+                message=f"{path}: {table.name!r} could not be converted through mapping {applied.mapping} "
+                        f"({type(exc).__name__}: {str(exc)[:200]}); check its values and report this to the "
+                        "trialkit team"))
+            continue
+        finish_mapped(form_data, applied, ctx.findings, study)
+        findings.extend(ctx.findings)
+        findings.extend(_birth_date_columns(source, path, unread, study.forms[code], form_data, secrets))
+        secrets.update(ctx.secrets)
+        parts.setdefault(code, []).append(form_data)
+        if applied.sources is not None:
+            result.sources.append(applied.sources)
 
 
 def _identifier_findings(table: RawTable, path: Path, columns: list[str], form: str | None,

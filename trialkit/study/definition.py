@@ -2,8 +2,8 @@
 
 :func:`read_definition` parses ``study.toml`` and validates every generic section with pydantic —
 ``[study]``, ``[[amendments]]``, ``[plugins]``, ``[[sites]]``, ``[[visits]]``, ``[[arms]]``,
-``[schedule]``, ``[missing_codes]``, ``[units.*]``, ``[lab_units.*]``, ``[codelists.*]`` and
-``[templates]``. A key the engine does not know is refused with the file, the key and the fix (a
+``[schedule]``, ``[missing_codes]``, ``[units.*]``, ``[lab_units.*]``, ``[codelists.*]``,
+``[templates]``, ``[odm]`` and ``[redcap]``. A key the engine does not know is refused with the file, the key and the fix (a
 did-you-mean, or where the key belongs), so a typo never silently becomes a default.
 
 ``[protocol]`` is the study's own section (dose, washouts, drug classes, thresholds …): the engine
@@ -142,6 +142,9 @@ class SiteDef(_Section):
     #: The language of the site's workbooks (template and query workbook): one of
     #: :data:`trialkit.i18n.LANGUAGES`; the study's ``translations/`` folder gives its words.
     language: str = DEFAULT_LANGUAGE
+    #: Mapping specs (``mappings/NAME.toml``) that read this site's own exports, tried in order
+    #: for a table that matches no form by name (see :mod:`trialkit.study.mappings`).
+    mappings: list[str] = []
 
     @field_validator("language")
     @classmethod
@@ -241,6 +244,36 @@ class LabUnitDef(_Section):
     aliases: dict[str, list[str]] = {}
 
 
+class OdmDef(_Section):
+    """``[odm]``: the OIDs of the study in CDISC ODM 1.3.2 (exchange with other EDC systems).
+
+    Without it every OID is derived from the codes: ``SE.<VISIT>``, ``F.<FORM>``, ``IG.<FORM>``,
+    ``IT.<FORM>.<VAR>``, ``CL.<CODELIST>``. A declared OID replaces the derived one (keys: visit
+    codes, form codes, ``FORM.VAR``), e.g. to read another system's ClinicalData.
+    """
+
+    study_oid: str | None = None
+    metadata_version_oid: str | None = None
+    events: dict[str, str] = {}
+    forms: dict[str, str] = {}
+    item_groups: dict[str, str] = {}
+    items: dict[str, str] = {}
+
+
+class RedcapCheckbox(_Section):
+    """``[redcap.checkboxes.NAME]``: Y/N variables of one form shown as one REDCap checkbox field."""
+
+    form: str
+    label: str
+    variables: list[str] = Field(min_length=2)
+
+
+class RedcapDef(_Section):
+    """``[redcap]``: how the CRF looks as a REDCap project (``trialkit redcap dictionary``)."""
+
+    checkboxes: dict[str, RedcapCheckbox] = {}
+
+
 class TemplatesDef(_Section):
     """``[templates]``: options of the upload workbooks."""
 
@@ -263,6 +296,8 @@ class Definition(_Section):
     lab_units: dict[str, LabUnitDef] = {}
     codelists: dict[str, CodelistDef] = {}
     templates: TemplatesDef = TemplatesDef()
+    odm: OdmDef = OdmDef()
+    redcap: RedcapDef = RedcapDef()
     protocol: dict[str, Any] = {}
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ import hashlib
 import importlib
 import importlib.util
 import os
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +21,7 @@ from types import MappingProxyType, ModuleType
 from typing import Any
 
 from trialkit.study.definition import StudyDefinition, read_definition
+from trialkit.study.mappings import MAPPINGS_FOLDER, load_mappings
 from trialkit.study.model import Arm, Form, Site, Study, Variable, Visit
 from trialkit.study.paths import STUDY_FILE, StudyDefinitionError, resolve_study_path
 from trialkit.study.translations import read_translations
@@ -104,9 +106,14 @@ def _load(folder: Path, digest: str) -> Study:
         rules += tuple(getattr(rules_module, "RULES", ()))
         _check_rules(rules_file, rules, forms)
 
+    mappings = load_mappings(folder / MAPPINGS_FOLDER, forms, definition.codelists, typed.missing_codes)
+    problems = exchange_problems(definition, forms, mappings)
+    if problems:
+        raise StudyDefinitionError("\n".join(problems), problems)
     sites = {
         s.id: Site(id=s.id, city=s.city, country=s.country, date_order=s.date_order, date_sep=s.date_sep,
-                   decimal_mark=s.decimal_mark, units=tuple(s.units), language=s.language)
+                   decimal_mark=s.decimal_mark, units=tuple(s.units), language=s.language,
+                   mappings=tuple(s.mappings))
         for s in typed.sites
     }
     visits = {
@@ -133,6 +140,7 @@ def _load(folder: Path, digest: str) -> Study:
         package=package,
         definition_hash=digest,
         translations=translations,
+        mappings=mappings,
     )
 
 
@@ -304,6 +312,54 @@ def _form_from_model(path: Path, model: Any, definition: StudyDefinition) -> For
         model=model,
         short_label=form_meta.get("short_label"),
     )
+
+
+def exchange_problems(definition: StudyDefinition, forms: Mapping[str, Form],
+                      mappings: Mapping[str, Any]) -> list[str]:
+    """Cross-references of ``[[sites]] mappings``, ``[odm]`` and ``[redcap]`` to the forms, visits and
+    mapping specs; one line per problem (empty: all resolve)."""
+    typed = definition.typed
+    where = definition.path
+    problems: list[str] = []
+    for site in typed.sites:
+        for name in site.mappings:
+            if name not in mappings:
+                problems.append(f"{where}: [[sites]] {site.id}: mapping {name!r} is not a spec of "
+                                f"{MAPPINGS_FOLDER}/ (specs: {', '.join(mappings) or 'none'})")
+    visits = {v.code for v in typed.visits}
+    odm = typed.odm
+    for code in odm.events:
+        if code not in visits:
+            problems.append(f"{where}: [odm.events] {code!r} is not a visit code")
+    for table in ("forms", "item_groups"):
+        for code in getattr(odm, table):
+            if code not in forms:
+                problems.append(f"{where}: [odm.{table}] {code!r} is not a form")
+    for key in odm.items:
+        form, _, name = key.partition(".")
+        if form not in forms or name not in forms[form].variable_names:
+            problems.append(f"{where}: [odm.items] {key!r} is not FORM.VARIABLE of the study")
+    declared = [*odm.events.values(), *odm.forms.values(), *odm.item_groups.values(), *odm.items.values()]
+    doubled = sorted({oid for oid in declared if declared.count(oid) > 1})
+    if doubled:
+        problems.append(f"{where}: [odm] OID(s) declared twice: {', '.join(doubled)}")
+    for name, box in typed.redcap.checkboxes.items():
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,25}", name):
+            problems.append(f"{where}: [redcap.checkboxes.{name}]: a REDCap field name is lower case letters, "
+                            "digits and '_', starting with a letter (at most 26 characters)")
+        if box.form not in forms:
+            problems.append(f"{where}: [redcap.checkboxes.{name}] form {box.form!r} is not a form")
+            continue
+        names = forms[box.form].variable_names
+        for variable in box.variables:
+            if variable not in names or forms[box.form].variable(variable).type != "yn":
+                problems.append(f"{where}: [redcap.checkboxes.{name}] {variable!r} is not a Y/N variable of "
+                                f"form {box.form}")
+    used = [(box.form, v) for box in typed.redcap.checkboxes.values() for v in box.variables]
+    twice = sorted({f"{f}.{v}" for f, v in used if used.count((f, v)) > 1})
+    if twice:
+        problems.append(f"{where}: [redcap.checkboxes] variable(s) in two checkbox fields: {', '.join(twice)}")
+    return problems
 
 
 def _check_rules(path: Path, rules: tuple[Any, ...], forms: Mapping[str, Form]) -> None:

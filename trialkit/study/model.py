@@ -135,6 +135,7 @@ class Site:
     decimal_mark: str
     units: tuple[str, ...] = ("SI",)
     language: str = "en"  # the language of the site's workbooks (trialkit.i18n.LANGUAGES)
+    mappings: tuple[str, ...] = ()  # mapping specs that read this site's own exports, in order
 
     @property
     def date_format_hint(self) -> str:
@@ -193,6 +194,8 @@ class Study:
     package: str | None = field(default=None, repr=False, compare=False)
     definition_hash: str = ""
     translations: Translations = field(default_factory=Translations, repr=False, compare=False)
+    #: The study's mapping specs (``mappings/*.toml``) by name (:mod:`trialkit.study.mappings`).
+    mappings: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     # -- generic facts ---------------------------------------------------------------------------
 
