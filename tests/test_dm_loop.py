@@ -270,6 +270,15 @@ def test_validate_of_a_file_with_no_form_exits_1_whatever_fail_on_says(tmp_path)
     assert "31 skipped: no form of the study was recognised in the upload (DC-01 … PD-14; -v lists them)" in text
 
 
+def test_an_unreadable_file_is_its_own_reason_and_still_exits_1_whatever_fail_on_says(tmp_path):
+    broken = tmp_path / "site01.xlsx"
+    broken.write_bytes(b"PK\x03\x04 not really a workbook")
+    result = run("validate", broken, "--site", "01", "--fail-on", "never", "-f", "json", "-q", expect=1)
+    errors = [f for f in json.loads(result.stdout)["findings"] if f["severity"] == "error"]
+    assert errors and "NO-FORM" not in [f["code"] for f in errors]  # the file error already says why
+    assert all(f["category"] == "file" for f in errors)
+
+
 def test_text_output_groups_repeats_shows_query_ids_and_filters(tmp_path, study):
     records = subjects("01", [1, 2])
     for row in records["VS"]:

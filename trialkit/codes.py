@@ -363,7 +363,8 @@ _ENGINE = (
        "Remove the record from this site's upload."),
     _c("NO-FORM", "No form of the study recognised", "error", "structure", "validate",
        "No sheet, dataset or file of the upload was recognised as a form of the study: nothing was validated "
-       "and no rule ran. `validate` exits 1 whatever --fail-on says, so nothing-validated never looks clean.",
+       "and no rule ran (not given when an import error already says why: an unreadable file, another study's "
+       "export). `validate` exits 1 whatever --fail-on says, so nothing-validated never looks clean.",
        "Name the sheets or files by their form (e.g. DM, VS), pass --form CODE, or send the study's upload "
        "workbook; trialkit inspect FILE shows what was read."),
     # -- diagnoses (one finding for one cause: trialkit/diagnose.py) -----------------------------

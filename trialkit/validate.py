@@ -664,8 +664,9 @@ def validate(
         rule_runs = [CheckRun(id=r.id, title=r.title, status=Status.SKIPPED, reason=why, forms=list(r.forms),
                               severity=r.severity.value, category=r.category.value, reference=r.reference)
                      for r in study.rules]
-        unread = any(f.category == Category.FILE and f.severity == Severity.ERROR for f in imported)
-        if mismatch is None and misread is None and not unread:  # (a file error already says why)
+        # An import error (an unreadable file, another study's export) already says why.
+        explained = any(f.severity == Severity.ERROR for f in imported)
+        if mismatch is None and misread is None and not explained:
             names = ", ".join(Path(i.path).name for i in import_result.report.inputs) or "the upload"
             findings.append(Finding(
                 code=NO_FORM, severity=Severity.ERROR, category=Category.STRUCTURE, site=site,

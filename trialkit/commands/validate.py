@@ -118,7 +118,7 @@ def command(files: tuple[str, ...], site: str | None, output_format: str, output
         imported = import_files(list(files), study, site=site, form=form_code, mapping=mapping, mappings=specs)
         full = validate(study, imported, site=site, data_cut=cut)
         # Nothing recognised is never clean, whatever --fail-on says.
-        failing = full.fails_at(fail_on) or any(f.code == NO_FORM for f in full.findings)
+        failing = full.fails_at(fail_on) or not imported.forms or any(f.code == NO_FORM for f in full.findings)
         report = truncate(full, max_findings)
         _emit(report, output_format, output, site, study, min_severity=min_severity, verbose=verbose,
               cut_source=cut_source if cut else ("latest date in the upload" if full.data_cut else None))
