@@ -183,6 +183,11 @@ def make_dataset(
         meta = meta.restricted(frame.columns)
     else:
         meta = None
+    if frame.attrs:
+        # Everything the attrs said is now in the Dataset; without them, pandas no longer deep-copies
+        # the metadata (codelists, derivations) on every column operation of the writers.
+        frame = frame.copy(deep=False)
+        frame.attrs = {}
     return Dataset(frame, labels, value_labels, label or "", column_types(frame, pinned), meta)
 
 

@@ -418,19 +418,28 @@ def derive_mas(
     core_fever = {(s, v): f for s, v, f in zip(core["SUBJID"], core["VISIT"], core["FEVER"], strict=True)}
     diary = pd.DataFrame({"SUBJID": fever["SUBJID"].to_numpy(), "DAY": as_dates(fever["FVDAT"]).to_numpy(),
                           "T": pd.to_numeric(fever["FVTEMP"], errors="coerce").to_numpy()}).dropna()
-    diary_by_subject = {s: g.groupby("DAY")["T"].max() for s, g in diary.groupby("SUBJID")}
+    diary_by_subject = {s: g.groupby("DAY")["T"].max().to_dict() for s, g in diary.groupby("SUBJID")}
+    # One pass over plain values, grouped by (subject, visit) in sorted order with the rows of a
+    # group in their order (as groupby gives them); a pandas selection per group cost ~10 ms each.
+    groups: dict[tuple[Any, Any], list[int]] = {}
+    subjects, visit_codes = list(tests["SUBJID"]), list(tests["VISIT"])
+    codes, sample_dates = list(tests["LBTESTCD"]), list(tests["LBDAT"])
+    results = tests["LBSTRESN"].to_numpy()
+    for row, (subject, visit) in enumerate(zip(subjects, visit_codes, strict=True)):
+        if not pd.isna(subject):
+            groups.setdefault((subject, visit), []).append(row)
     rows = []
-    for (subject, visit), group in tests.groupby(["SUBJID", "VISIT"], sort=True):
-        ferritin = group[group["LBTESTCD"] == MAS_TESTS["ferritin"]]
-        sample = (ferritin if len(ferritin) else group)["LBDAT"].min()
-        same = group[group["LBDAT"] == sample]
-        values = {role: (same.loc[same["LBTESTCD"] == code, "LBSTRESN"].iloc[0]
-                         if (same["LBTESTCD"] == code).any() else None) for role, code in MAS_TESTS.items()}
+    for (subject, visit), members in sorted(groups.items(), key=lambda item: item[0]):
+        ferritin = [r for r in members if codes[r] == MAS_TESTS["ferritin"]]
+        sample = min(sample_dates[r] for r in (ferritin or members))
+        same = [r for r in members if sample_dates[r] == sample]
+        values = {role: next((results[r] for r in same if codes[r] == code), None)
+                  for role, code in MAS_TESTS.items()}
         flag = core_fever.get((subject, visit))
         flag = str(flag).strip().upper() if isinstance(flag, str) else None
         days = [sample + pd.Timedelta(days=k) for k in range(-window, window + 1)]
         temps = diary_by_subject.get(subject)
-        recorded = [] if temps is None else [temps[d] for d in days if d in temps.index]
+        recorded = [] if temps is None else [temps[d] for d in days if d in temps]
         hot = any(scores.round_half_up(t, 6) >= threshold for t in recorded)
         if flag == "Y" or hot:
             febrile: bool | None = True
