@@ -426,12 +426,15 @@ def run_pipeline(
     directory.mkdir(parents=True, exist_ok=True)
     study_path = str(study.path)
 
-    total = len(uploads) + 4
-    _progress(progress, "writing the site uploads", 1, total)
+    # one step per upload written, per upload validated and submitted, then the loop, the pool, the
+    # query workbooks and the report (the pool reports its own steps within its one)
+    total = 2 * len(uploads) + 5
+    _progress(progress, "writing the site uploads", 0, total)
     upload_dir = directory / "uploads"
     jobs = [(study_path, upload, upload_dir) for upload in uploads]
-    for upload, files in zip(uploads, _mapped(_write_job, jobs, workers), strict=True):
+    for step, (upload, files) in enumerate(zip(uploads, _mapped(_write_job, jobs, workers), strict=True), start=1):
         upload.files = files
+        _progress(progress, f"site {upload.site}: {upload.name} written", step, total)
 
     workspace_dir = directory / "workspace"
     ws = init_bound_workspace(workspace_dir, study, operator=operator)
@@ -439,10 +442,10 @@ def run_pipeline(
                     reason="the demo's data cut, for every site")
     submitted: list[dict[str, Any]] = []
     checks = [(study_path, upload.files, upload.site, data_cut, today) for upload in uploads]
-    _progress(progress, "importing and validating the uploads", 2, total)
+    _progress(progress, "importing and validating the uploads", len(uploads), total)
     for step, (upload, (report, stamps, records)) in enumerate(zip(uploads, _mapped(_validate_job, checks, workers),
                                                                    strict=True)):
-        _progress(progress, f"site {upload.site}: {upload.name} validated and submitted", 2 + step, total)
+        _progress(progress, f"site {upload.site}: {upload.name} validated, submitting", len(uploads) + step + 1, total)
         now = first_submission + dt.timedelta(hours=2 * step)
         submission = ws.submit(upload.files, upload.site, report, records=records, operator=operator,
                                note=upload.note, accept_warnings=upload.accept_warnings, now=now, study=study,
@@ -459,12 +462,18 @@ def run_pipeline(
 
     queries_dir = directory / "queries"
     generated = dt.datetime.combine(today, dt.time(12, 0), tzinfo=dt.UTC)
+    _progress(progress, "the data manager's loop: answers, closes, deviation decisions", total - 4, total)
     done_loop = run_loop(ws, study, loop or DataManagerLoop(), directory, operator=operator, now=generated)
 
-    _progress(progress, "pooling the accepted data", total - 2, total)
+    _progress(progress, "pooling the accepted data", total - 3, total)
     pooled = workspace_dir / "pooled"
-    pool(ws, study, pooled, formats=pool_formats, operator=operator)
 
+    def pool_step(step: str, done: int, steps: int) -> None:
+        _progress(progress, f"pool: {step}", total - 3, total)
+
+    pool(ws, study, pooled, formats=pool_formats, operator=operator, progress=pool_step if progress else None)
+
+    _progress(progress, "writing the query workbooks", total - 2, total)
     sites = sorted({u.site for u in uploads})
     for site in sites:
         write_query_workbook(ws.queries_report(site, "open"), queries_dir / f"queries_site{site}.xlsx", site=site,

@@ -984,6 +984,11 @@ class Workspace:
         each file was read through with ``--mapping`` (its ``MAP-SPEC`` findings)."""
         from trialkit.study.mappings import available_mappings
 
+        return {"mappings": available_mappings(study, self.path), "file_mappings": self.file_mappings(sub)}
+
+    def file_mappings(self, sub: Any) -> dict[str, str]:
+        """The mapping spec each file of a submission was read through with ``--mapping`` (file
+        sha256 → spec name, from its ``MAP-SPEC`` findings)."""
         chosen = {}
         try:
             recorded = sub.report.findings
@@ -993,7 +998,7 @@ class Workspace:
             evidence = finding.evidence or {}
             if finding.code == "MAP-SPEC" and evidence.get("chosen") == "--mapping":
                 chosen[str(evidence.get("file_sha256"))] = str(evidence.get("mapping"))
-        return {"mappings": available_mappings(study, self.path), "file_mappings": chosen}
+        return chosen
 
     def _hash_inputs(self, paths: Sequence[str | os.PathLike[str]], report: Report) -> list[dict[str, Any]]:
         known = {}

@@ -170,17 +170,89 @@ def _file_names(form_data: FormData) -> list[str]:
     return sorted(names)
 
 
+def _check_forms(workspace: Any, study: Study, sub: Any, uses: list[tuple[str, str]],
+                 forms: Mapping[str, FormData]) -> str | None:
+    """Why a submission's re-imported ``forms`` are not what was accepted (None when they are): a
+    form it was accepted with is missing, or its row count or a record (key and content hash)
+    differs from what the ledger recorded at acceptance."""
+    from trialkit.records import form_records, key_label
+
+    for site, form in uses:
+        if form not in forms:
+            return (f"site {site}, submission {sub.id}, form {form} "
+                    f"({', '.join(f.original_name for f in sub.files)}): the re-import from the archive "
+                    f"holds no {form} although it was accepted with it (the study definition changed?); "
+                    "the previous pooled output is unchanged")
+        form_data = forms[form]
+        files = ", ".join(_file_names(form_data)) or "its files"
+        accepted = sub.forms.get(form, {}).get("rows")
+        if accepted is not None and accepted != len(form_data):
+            return (f"site {site}, submission {sub.id}, form {form} ({files}): {len(form_data)} rows "
+                    f"re-imported, {accepted} accepted; the previous pooled output is unchanged")
+        recorded = workspace.form_records(sub.id, form)
+        if recorded is not None:
+            again = form_records(form_data, study.forms[form].keys).by_key()
+            differ = [k for k, (digest, _) in recorded.items() if again.get(k, (None,))[0] != digest]
+            differ += [k for k in again if k not in recorded]
+            if differ:
+                return (f"site {site}, submission {sub.id}, form {form} ({files}): {len(differ)} record(s) "
+                        f"re-imported differ from what was accepted (first {key_label(differ[0])}); the "
+                        "study definition or the importer changed since. The previous pooled output is "
+                        "unchanged")
+    return None
+
+
+def _reimported_forms(workspace: Any, study: Study, sub: Any, uses: list[tuple[str, str]], *,
+                      cache: bool) -> tuple[dict[str, FormData], bool]:
+    """One submission's checked forms, and whether they came from the re-import cache.
+
+    A cache entry (:mod:`trialkit.reimportcache`) is used only when it verifies and passes the same
+    checks as a fresh re-import; otherwise it is dropped and the submission re-imported from the
+    archive (whose checked forms are then stored for the next pool).
+    """
+    from trialkit import reimportcache
+
+    key = None
+    if cache:
+        key = reimportcache.entry_key(workspace.path, sub, study, workspace.file_mappings(sub))
+        cached = reimportcache.load(workspace.path, key)
+        if cached is not None:
+            if _check_forms(workspace, study, sub, uses, cached) is None:
+                return cached, True
+            reimportcache.discard(workspace.path, key)
+    result = workspace.reimport(sub, study)
+    errors = [f for f in result.report.findings
+              if f.severity == Severity.ERROR and f.category != Category.DEVIATION]
+    if errors:
+        first = errors[0]
+        where = Path(str(first.file)).name if first.file else "its files"
+        where = where.split(": ", 1)[-1]
+        raise PoolRefused(
+            f"site {sub.site}, submission {sub.id}, form {first.form or '-'} ({where}): the re-import "
+            f"from the archive has {len(errors)} error(s), first {first.code}: {first.message}. The "
+            "previous pooled output is unchanged; fix the cause (a limit, a changed study definition, "
+            "a damaged archive file) and pool again"
+        )
+    forms = dict(result.forms)
+    problem = _check_forms(workspace, study, sub, uses, forms)
+    if problem:
+        raise PoolRefused(problem)
+    if key is not None:
+        reimportcache.store(workspace.path, key, forms)
+    return forms, False
+
+
 def assemble(workspace: Any, study: Study, pointers: Mapping[str, Mapping[str, int]], *,
              progress: Callable[[str, int, int], None] | None = None,
-             total: int | None = None) -> tuple[dict[str, dict[str, FormData]], dict[int, Any]]:
+             total: int | None = None, cache: bool = False) -> tuple[dict[str, dict[str, FormData]], dict[int, Any]]:
     """Each site's data form by form (``pointers``: ``{site: {form: submission id}}``), re-imported
     from the archive and checked against what was accepted; returns ``(per_site, submissions)``.
 
     Raises :class:`PoolRefused` naming site, submission, form and file when a re-import has an
-    error finding, lacks a form, or differs from the records recorded at acceptance.
+    error finding, lacks a form, or differs from the records recorded at acceptance. With
+    ``cache``, a submission's checked forms come from the workspace's re-import cache when it holds
+    a verified entry that passes the same checks (:mod:`trialkit.reimportcache`).
     """
-    from trialkit.records import form_records
-
     wanted: dict[int, list[tuple[str, str]]] = {}
     for site, forms in sorted(pointers.items()):
         for form, submission_id in sorted(forms.items()):
@@ -192,50 +264,9 @@ def assemble(workspace: Any, study: Study, pointers: Mapping[str, Mapping[str, i
         submissions[submission_id] = sub
         if progress:
             progress(f"re-importing site {sub.site} (submission {sub.id})", done, total or len(wanted))
-        result = workspace.reimport(submission_id, study)
-        errors = [f for f in result.report.findings
-                  if f.severity == Severity.ERROR and f.category != Category.DEVIATION]
-        if errors:
-            first = errors[0]
-            where = Path(str(first.file)).name if first.file else "its files"
-            where = where.split(": ", 1)[-1]
-            raise PoolRefused(
-                f"site {sub.site}, submission {sub.id}, form {first.form or '-'} ({where}): the re-import "
-                f"from the archive has {len(errors)} error(s), first {first.code}: {first.message}. The "
-                "previous pooled output is unchanged; fix the cause (a limit, a changed study definition, "
-                "a damaged archive file) and pool again"
-            )
+        forms, _ = _reimported_forms(workspace, study, sub, uses, cache=cache)
         for site, form in uses:
-            if form not in result.forms:
-                raise PoolRefused(
-                    f"site {site}, submission {sub.id}, form {form} "
-                    f"({', '.join(f.original_name for f in sub.files)}): the re-import from the archive "
-                    f"holds no {form} although it was accepted with it (the study definition changed?); "
-                    "the previous pooled output is unchanged"
-                )
-            form_data = result.forms[form]
-            files = ", ".join(_file_names(form_data)) or "its files"
-            accepted = sub.forms.get(form, {}).get("rows")
-            if accepted is not None and accepted != len(form_data):
-                raise PoolRefused(
-                    f"site {site}, submission {sub.id}, form {form} ({files}): {len(form_data)} rows "
-                    f"re-imported, {accepted} accepted; the previous pooled output is unchanged"
-                )
-            recorded = workspace.form_records(sub.id, form)
-            if recorded is not None:
-                again = form_records(form_data, study.forms[form].keys).by_key()
-                differ = [k for k, (digest, _) in recorded.items() if again.get(k, (None,))[0] != digest]
-                differ += [k for k in again if k not in recorded]
-                if differ:
-                    from trialkit.records import key_label
-
-                    raise PoolRefused(
-                        f"site {site}, submission {sub.id}, form {form} ({files}): {len(differ)} record(s) "
-                        f"re-imported differ from what was accepted (first {key_label(differ[0])}); the "
-                        "study definition or the importer changed since. The previous pooled output is "
-                        "unchanged"
-                    )
-            per_site.setdefault(site, {})[form] = form_data
+            per_site.setdefault(site, {})[form] = forms[form]
     return per_site, submissions
 
 
@@ -274,10 +305,13 @@ def pool(
     freeze: str | None = None,
     operator: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    cache: bool = True,
 ) -> dict[str, Any]:
     """Build and write the pooled forms and analysis datasets; returns the manifest.
 
-    See the module docstring for the checks that come first. The unblinding (``randlist``) and the
+    See the module docstring for the checks that come first. With ``cache`` (the default) a
+    submission re-imported by an earlier pool is read from the workspace's re-import cache when its
+    entry verifies (:mod:`trialkit.reimportcache`; the output is the same without it). The unblinding (``randlist``) and the
     pool itself are recorded in the workspace's audit log. ``progress(step, done, total)`` is called
     as the work goes on (the CLI shows a bar).
     """
@@ -303,7 +337,7 @@ def pool(
     remove_leftovers(out_dir)
     n_submissions = len({i for forms in pointers.values() for i in forms.values()})
     total = n_submissions + 2
-    per_site, submissions = assemble(workspace, study, pointers, progress=progress, total=total)
+    per_site, submissions = assemble(workspace, study, pointers, progress=progress, total=total, cache=cache)
     forms = stack_forms(per_site)
     if arms is not None:
         mismatches = check_randomisation(arms, forms, study)

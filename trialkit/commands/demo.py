@@ -41,7 +41,7 @@ def command(directory: str, seed: int | None, study_path: str | None, quiet: boo
         check_demo_folder(folder)
     except UsageError as exc:
         raise click.UsageError(str(exc)) from exc
-    with progress_bar("trialkit demo", quiet) as report:
+    with progress_bar("trialkit demo", quiet, lines=True) as report:
         result = run_demo(folder, study=study, seed=seed if seed is not None else default_seed, progress=report)
 
     here = result.directory

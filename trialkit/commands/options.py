@@ -84,16 +84,28 @@ class progress_bar:  # noqa: N801 - used as a context manager, like open()
 
     ``with progress_bar("pooling", quiet) as report:`` gives ``report(step, done, total)`` or None,
     which library functions accept as their ``progress`` callback (the library never prints).
+    With ``lines=True`` a stderr that is not a terminal (a log, CI) gets one plain line per step
+    instead (``title: step (done/total, N s)``), so that long work is never silent.
     """
 
-    def __init__(self, title: str, quiet: bool = False) -> None:
+    def __init__(self, title: str, quiet: bool = False, *, lines: bool = False) -> None:
         import sys
 
         self.title = title
         self.active = not quiet and sys.stderr.isatty()
+        self.lines = not quiet and lines and not self.active
         self._bar = None
 
     def __enter__(self):
+        if self.lines:
+            import time
+
+            began = time.perf_counter()
+
+            def say(step: str, done: int, total: int) -> None:
+                click.echo(f"{self.title}: {step} ({done}/{total}, {time.perf_counter() - began:.0f} s)", err=True)
+
+            return say
         if not self.active:
             return None
         from rich.console import Console

@@ -33,11 +33,14 @@ def _formats(value: str) -> list[str]:
               "one to one and name only the study's arms.")
 @click.option("--freeze", "freeze_label", default=None, metavar="LABEL",
               help="Rebuild the snapshot recorded by `trialkit freeze --label LABEL` instead of the current data.")
+@click.option("--no-cache", "no_cache", is_flag=True, default=False,
+              help="Re-import every submission from the archive, neither reading nor writing the workspace's "
+              "re-import cache (WORKSPACE/cache; the output is the same either way).")
 @operator_option
 @workspace_option
 @study_option
 @quiet_option
-def command(out_dir, formats, randlist, freeze_label, operator, workspace, study_path, quiet) -> None:
+def command(out_dir, formats, randlist, freeze_label, no_cache, operator, workspace, study_path, quiet) -> None:
     """Pool every site's current accepted data into analysis datasets.
 
     Verifies the workspace first (as `trialkit verify`), then re-imports each site's current data,
@@ -48,6 +51,9 @@ def command(out_dir, formats, randlist, freeze_label, operator, workspace, study
     forms only), and writes them atomically with codebooks, define.xml (Define-XML 2.1) and a
     manifest.json naming every input (per site and form: submission, rows, files, sha256, protocol
     version) and every output's sha256. Rebuilding from the same inputs gives byte-identical files.
+    A submission pooled before is read from the workspace's re-import cache (WORKSPACE/cache, keyed
+    by its files' sha256, the study definition and the trialkit version) when its entry verifies
+    and matches the accepted records; the cache is disposable and never changes the output.
     Without --unblind no output holds the arm; with it, ARM must be one of the study's arms. -o may
     not be the workspace, its ledger or archive, a folder holding the workspace, or an existing
     folder trialkit did not create (exit code 2).
@@ -70,7 +76,7 @@ def command(out_dir, formats, randlist, freeze_label, operator, workspace, study
     check_output_folder(target, workspace=ws.path, purpose="pooled output set")
     with progress_bar("trialkit pool", quiet) as report:
         manifest = pool(ws, study, target, formats=chosen, randlist=randlist, freeze=freeze_label,
-                        operator=operator, progress=report)
+                        operator=operator, progress=report, cache=not no_cache)
     by_site: dict[str, list[str]] = {}
     for entry in manifest.get("inputs", []):
         by_site.setdefault(entry["site"], []).append(f"#{entry['submission']}")
