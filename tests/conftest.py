@@ -47,7 +47,9 @@ class DemoOutcome:
     """What the shared demo command left: its exit code and output (as a CliRunner result has them)."""
 
     exit_code: int
-    output: str
+    output: str  # stdout and stderr as they came
+    stdout: str
+    stderr: str  # the progress lines (stderr is not a terminal here)
 
 
 def _build_demo(folder: Path) -> DemoOutcome:
@@ -55,8 +57,9 @@ def _build_demo(folder: Path) -> DemoOutcome:
 
     from trialkit.cli import cli
 
-    result = CliRunner().invoke(cli, ["demo", str(folder), "-q"], catch_exceptions=False)
-    return DemoOutcome(exit_code=result.exit_code, output=result.output)
+    result = CliRunner().invoke(cli, ["demo", str(folder)], catch_exceptions=False)
+    return DemoOutcome(exit_code=result.exit_code, output=result.output, stdout=result.stdout,
+                       stderr=result.stderr)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """The demo study: every planted problem is reported with its code, nothing else is, and it pools.
 
-The demo runs once for the module, through the command line (``trialkit demo DIR -q``); every other
+The demo runs once for the module, through the command line (``trialkit demo DIR``); every other
 test reads what it left: ``answer_key.json``, ``demo.json`` and the workspace ledger.
 """
 
@@ -70,6 +70,21 @@ def test_the_command_prints_where_to_look(demo):
     assert f"trialkit log --workspace {folder / 'workspace'}" in result.output
     assert f"trialkit queries --workspace {folder / 'workspace'}" in result.output
     assert sorted(p.name for p in (folder / "queries").iterdir()) == [f"queries_site{s}.xlsx" for s in SITES]
+
+
+def test_the_command_says_what_it_does_step_by_step_on_stderr(demo):
+    """stderr is not a terminal here: one plain line per step (never silent for long), none on stdout."""
+    lines = demo["result"].stderr.splitlines()
+    steps = [line.split(": ", 1)[1].rsplit(" (", 1)[0] for line in lines if line.startswith("trialkit demo: ")]
+    assert len(steps) == len(lines)
+    uploads = [s["upload"] for s in demo["submissions"]]
+    for upload in uploads:
+        assert any(step.endswith(f"{upload} written") for step in steps), upload
+        assert any(step.endswith(f"{upload} validated, submitting") for step in steps), upload
+    assert [s for s in steps if s.startswith("pool: re-importing site")]
+    assert any(s.startswith("pool: writing") for s in steps)
+    assert steps[-2:] == ["writing the report", "done"]
+    assert "trialkit demo:" not in demo["result"].stdout
 
 
 def test_every_planted_problem_is_reported_with_its_code(demo):

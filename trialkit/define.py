@@ -75,8 +75,8 @@ def _d(attr: str) -> str:
 
 
 def _length(series: pd.Series, kind: str) -> tuple[int | None, int | None]:
-    """(Length, SignificantDigits) of a column from its values."""
-    values = series.dropna()
+    """(Length, SignificantDigits) of a column from its values (each distinct value looked at once)."""
+    values = pd.unique(series.dropna().to_numpy(dtype=object))
     if kind == "string":
         return max([1, *(len(str(v).encode("utf-8")) for v in values)]), None
     if kind in ("integer", "boolean"):

@@ -151,7 +151,8 @@ def derive_prednisone_equivalent(
     courses["XFULLST"] = [p is not None and p[2] is not None for p in start_parts]
 
     out = derive_weight_on(vs, dates, "DATE", out="WEIGHT")
-    by_subject = {subject: group for subject, group in courses.groupby("SUBJID")}
+    # each subject's courses as plain rows, once (not a frame selection and itertuples per date)
+    by_subject = {subject: list(group.itertuples(index=False)) for subject, group in courses.groupby("SUBJID")}
     mg_values: list[float] = []
     mgkg_values: list[float] = []
     for subject, day, weight in zip(out["SUBJID"], as_dates(out["DATE"]), out["WEIGHT"], strict=True):
@@ -161,7 +162,7 @@ def derive_prednisone_equivalent(
             continue
         total: Fraction | None = Fraction(0)
         weight_exact = _exact_or_none(weight)
-        for row in by_subject.get(subject, courses.iloc[0:0]).itertuples(index=False):
+        for row in by_subject.get(subject, ()):
             start, end = row.XSTART, row.XEND
             if pd.isna(start) or start > day:
                 continue
