@@ -1,0 +1,161 @@
+"""What a data manager waits for: the demo, validating a site upload, and pooling after one new upload.
+
+Run from the repository root::
+
+    python benchmarks/bench_interactive.py [--quick] [--pairs N] [--keep DIR]
+
+1. ``trialkit demo DIR`` once, whole process: its wall time against the 60 s target (and its CPU,
+   children included).
+2. ``trialkit validate uploads/site01/site01_v1.xlsx --site 01 -f json`` (the demo's first site
+   upload: a filled template of every form) against the *floor*: a script that imports pandas,
+   pandera and python-calamine and reads every sheet of the same workbook into DataFrames. Both are
+   whole processes, run in N pairs (alternating, so that load hits both sides alike); the medians of
+   CPU (user + system of the child) and of wall time are compared. Target ≤ 1.5×.
+3. Incremental pool: one site sends a new upload (its current workbook saved again, so its files
+   and sha256 differ), then ``trialkit pool`` (the re-import cache holds every other site) against
+   ``trialkit pool --no-cache`` (every site re-imported) of the same workspace, N pairs, CPU and
+   wall medians. Target ≤ 0.3×. The two outputs must be byte-identical (else the benchmark fails).
+
+Prints a table and one ``RESULT {json}`` line per measurement for ``run_all.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+VALIDATE_TARGET = 1.5
+INCREMENTAL_TARGET = 0.3
+DEMO_TARGET_SECONDS = 60.0
+POOL_FORMATS = "parquet,csv,xpt"
+
+FLOOR = """
+import sys
+import pandas as pd
+import pandera  # noqa: F401
+from python_calamine import CalamineWorkbook
+
+book = CalamineWorkbook.from_path(sys.argv[1])
+frames = {name: pd.DataFrame(book.get_sheet_by_name(name).to_python()) for name in book.sheet_names}
+print(sum(len(f) for f in frames.values()))
+"""
+
+
+def timed(command: list[str], *, ok: tuple[int, ...] = (0,)) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one whole child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode not in ok:
+        raise SystemExit(f"{' '.join(command)} failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def trialkit(*args: str) -> list[str]:
+    return [sys.executable, "-m", "trialkit", *args]
+
+
+def tree(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def medians(pairs: list[tuple[tuple[float, float], tuple[float, float]]]) -> dict[str, float]:
+    ours = [p[0] for p in pairs]
+    base = [p[1] for p in pairs]
+    return {"wall": statistics.median(w for w, _ in ours), "cpu": statistics.median(c for _, c in ours),
+            "base_wall": statistics.median(w for w, _ in base), "base_cpu": statistics.median(c for _, c in base)}
+
+
+def result(stage: str, m: dict[str, float], target: float) -> dict[str, object]:
+    return {"stage": stage, "trialkit": m["cpu"], "baseline": m["base_cpu"], "target": target,
+            "wall": m["wall"], "baseline_wall": m["base_wall"],
+            "wall_ratio": m["wall"] / m["base_wall"], "ratio": m["cpu"] / m["base_cpu"], "clock": "cpu"}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 pairs instead of 5")
+    parser.add_argument("--pairs", type=int, default=None)
+    parser.add_argument("--keep", type=Path, default=None, help="run the demo here and keep it")
+    args = parser.parse_args()
+    pairs = args.pairs or (3 if args.quick else 5)
+    scratch = Path(tempfile.mkdtemp(prefix="trialkit-bench-"))
+    folder = args.keep or scratch / "demo"
+    results = []
+    try:
+        print(f"trialkit demo {folder}", file=sys.stderr)
+        wall, cpu = timed(trialkit("demo", str(folder), "-q"))
+        results.append({"stage": "demo (whole process, wall)", "trialkit": wall, "baseline": None,
+                        "target_seconds": DEMO_TARGET_SECONDS, "cpu": cpu, "clock": "wall"})
+
+        upload = folder / "uploads" / "site01" / "site01_v1.xlsx"
+        floor = scratch / "floor.py"
+        floor.write_text(FLOOR, encoding="utf-8")
+        measured = []
+        for _ in range(pairs):
+            ours = timed(trialkit("validate", str(upload), "--site", "01", "-f", "json"), ok=(0, 1))
+            base = timed([sys.executable, str(floor), str(upload)])
+            measured.append((ours, base))
+        results.append(result(f"validate {upload.name} --site 01 -f json vs read-every-sheet floor (whole "
+                              f"process, medians of {pairs})", medians(measured), VALIDATE_TARGET))
+
+        workspace = folder / "workspace"
+        current = sorted((folder / "uploads" / "site02").glob("*.xlsx"))[-1]
+        measured = []
+        for number in range(pairs):
+            # one site sends a new upload: the same records in a file saved again (new sha256)
+            from openpyxl import load_workbook
+
+            book = load_workbook(current)
+            book.properties.title = f"resent {number}"
+            again = scratch / f"site02_resent_{number}.xlsx"
+            book.save(again)
+            timed(trialkit("submit", str(again), "--site", "02", "--workspace", str(workspace),
+                           "--accept-warnings", "-q"))
+            ours = timed(trialkit("pool", "--workspace", str(workspace), "-o", str(scratch / "inc"),
+                                  "-f", POOL_FORMATS, "-q"))
+            base = timed(trialkit("pool", "--workspace", str(workspace), "-o", str(scratch / "full"),
+                                  "-f", POOL_FORMATS, "--no-cache", "-q"))
+            if tree(scratch / "inc") != tree(scratch / "full"):
+                raise SystemExit("the incremental pool differs from the full pool")
+            measured.append((ours, base))
+        results.append(result(f"pool after one site's new upload vs full pool --no-cache (8-site demo, "
+                              f"{POOL_FORMATS}, medians of {pairs})", medians(measured), INCREMENTAL_TARGET))
+    finally:
+        if args.keep is None:
+            subprocess.run([sys.executable, "-c", "import sys; from trialkit.ledger import unlock_archive; "
+                            "unlock_archive(sys.argv[1])", str(folder / "workspace")], check=False)
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    print(f"{'measurement':<100} {'trialkit':>9} {'baseline':>9} {'ratio':>7} {'target':>7}")
+    for item in results:
+        if item["baseline"] is None:
+            met = item["trialkit"] <= item["target_seconds"]
+            print(f"{item['stage']:<100} {item['trialkit']:>8.1f}s {'':>9} {'':>7} {'≤ 60 s':>7} "
+                  f"{'met' if met else 'NOT MET'} (CPU {item['cpu']:.1f} s)")
+        else:
+            met = item["ratio"] <= item["target"] and item["wall_ratio"] <= item["target"]
+            print(f"{item['stage']:<100} {item['trialkit']:>8.2f}s {item['baseline']:>8.2f}s "
+                  f"{item['ratio']:>6.2f}x {item['target']:>6g}x {'met' if met else 'NOT MET'} "
+                  f"(wall {item['wall']:.2f} s / {item['baseline_wall']:.2f} s = {item['wall_ratio']:.2f}x)")
+    for item in results:
+        print("RESULT " + json.dumps(item))
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+    sys.exit(main())
