@@ -2,10 +2,11 @@
 
 :func:`trialkit.pool.pool` re-imports every pooled submission from the read-only archive. The
 forms of one re-import depend only on the archived files, the study definition, the workspace's
-mapping specs and trialkit itself, so they are kept in ``WORKSPACE/cache/reimport/KEY/`` where
+mapping specs, the import limits and trialkit itself, so they are kept in ``WORKSPACE/cache/reimport/KEY/`` where
 ``KEY`` is the sha256 of exactly those inputs (:func:`entry_key`): the submission (id, site, every
 file's original name and sha256), the study's definition hash, the workspace's mapping specs, the
-``--mapping`` each file was read through and the trialkit version.
+``--mapping`` each file was read through, the import limits in effect (``TRIALKIT_MAX_*``) and
+the trialkit version with a hash of its source.
 
 The cache is an optimisation only, never a source of truth:
 
@@ -26,6 +27,7 @@ as Parquet and the ``absent`` masks; the normalisation log (``changes``) is not 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -40,6 +42,7 @@ import pandas as pd
 
 from trialkit import __version__
 from trialkit.importers.base import CHANGE_COLUMNS, FormData
+from trialkit.importers.limits import Limits
 
 CACHE_DIR = "cache"
 REIMPORT_DIR = "reimport"
@@ -72,18 +75,39 @@ def _mappings_digest(workspace_path: Path) -> str:
     return digest.hexdigest()
 
 
+_ENGINE: list[str] = []
+
+
+def engine_digest() -> str:
+    """sha256 over trialkit's own source (relative path and bytes of every ``.py`` of the package),
+    once per process: an edited importer invalidates the cache even without a version bump."""
+    if not _ENGINE:
+        package = Path(__file__).resolve().parent
+        digest = hashlib.sha256()
+        for path in sorted(package.rglob("*.py")):
+            relative = path.relative_to(package).as_posix()
+            if relative.startswith("_bundled_study/"):
+                continue  # the study is keyed by its own definition hash
+            digest.update(relative.encode("utf-8") + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+        _ENGINE.append(digest.hexdigest())
+    return _ENGINE[0]
+
+
 def entry_key(workspace_path: str | os.PathLike[str], submission: Any, study: Any,
               file_mappings: Mapping[str, str]) -> str:
     """The cache key of one submission's re-import (see the module docstring)."""
     inputs = {
         "format": FORMAT,
-        "trialkit": __version__,
+        "trialkit": [__version__, engine_digest()],
         "study": [study.id, str(study.protocol_version), study.definition_hash, study.schema_hash],
         "submission": int(submission.id),
         "site": str(submission.site),
         "files": [[Path(f.original_name).name, f.sha256] for f in submission.files],
         "workspace_mappings": _mappings_digest(Path(workspace_path)),
         "file_mappings": sorted(file_mappings.items()),
+        # the import limits in effect (TRIALKIT_MAX_*): a tighter limit must refuse a re-import again
+        "limits": dataclasses.asdict(Limits.from_env()),
     }
     return _sha256(json.dumps(inputs, sort_keys=True, ensure_ascii=False).encode("utf-8"))
 

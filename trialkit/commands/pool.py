@@ -52,7 +52,7 @@ def command(out_dir, formats, randlist, freeze_label, no_cache, operator, worksp
     manifest.json naming every input (per site and form: submission, rows, files, sha256, protocol
     version) and every output's sha256. Rebuilding from the same inputs gives byte-identical files.
     A submission pooled before is read from the workspace's re-import cache (WORKSPACE/cache, keyed
-    by its files' sha256, the study definition and the trialkit version) when its entry verifies
+    by its files' sha256, the study definition, the import limits and the trialkit version) when its entry verifies
     and matches the accepted records; the cache is disposable and never changes the output.
     Without --unblind no output holds the arm; with it, ARM must be one of the study's arms. -o may
     not be the workspace, its ledger or archive, a folder holding the workspace, or an existing
