@@ -556,3 +556,30 @@ def test_an_all_missing_date_column_stays_a_readable_date_in_every_stat_format(t
         back, meta = reader(written[fmt])
         assert back["DSSTDT"].isna().all() and list(back["USUBJID"]) == ["S-1", "S-2"], fmt
         assert meta.column_names_to_labels["DSSTDT"] == "Disposition date", fmt
+
+
+def test_dataset_json_rows_encode_every_type_exactly_as_json_dumps_of_each_value(tmp_path):
+    """The column-by-column encoder writes what ``json.dumps`` writes of each cell's JSON value:
+    escapes, non-ASCII text, missing values, non-finite floats, negative zero, large integers, dates."""
+    from trialkit.export import _json_texts, _json_value, _typed, make_dataset
+
+    frame = pd.DataFrame({
+        "TEXT": pd.array(['a "quoted" \\ back', "ünïcödé — 漢字", "tab\there\nline", None, "\x01ctl"],
+                         dtype="string"),
+        "INT": pd.array([1, None, -7, 2**53 + 1, 0], dtype="Int64"),
+        "NUM": [0.1, float("nan"), float("inf"), -0.0, 1e-7],
+        "FLAG": pd.array([True, False, None, True, False], dtype="boolean"),
+        "DAY": [dt.date(2024, 2, 29), None, dt.date(1900, 1, 1), dt.date(2025, 12, 31), None],
+        "STAMP": pd.to_datetime(["2024-01-02 03:04:05", None, "2024-12-31 23:59:59", None, "1999-01-01 00:00:00"]),
+    })
+    ds = make_dataset(frame, types={"TEXT": "string", "INT": "integer", "NUM": "float", "FLAG": "boolean",
+                                    "DAY": "date", "STAMP": "datetime"})
+    typed = _typed(ds)
+    kinds = list(ds.types.values())
+    expected = [json.dumps([_json_value(v, k) for v, k in zip(row, kinds, strict=True)], ensure_ascii=False,
+                            separators=(",", ":"), allow_nan=False) for row in typed.itertuples(index=False)]
+    assert list(_json_texts(ds, typed)) == expected
+    assert expected[0] == ('["a \\"quoted\\" \\\\ back",1,0.1,true,"2024-02-29","2024-01-02T03:04:05"]')
+    assert expected[1] == '["ünïcödé — 漢字",null,null,false,null,null]'
+    assert expected[2].split(",")[2] == "null"  # inf is no JSON number
+    assert json.loads(expected[3])[1] == 2**53 + 1 and expected[3].split(",")[2] == "-0.0"

@@ -929,14 +929,42 @@ def _json_value(value: Any, kind: str) -> Any:
     return pd.Timestamp(value).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def _json_rows(ds: Dataset, typed: pd.DataFrame) -> Iterator[list[Any]]:
-    kinds = list(ds.types.values())
-    for row in typed.itertuples(index=False):
-        yield [_json_value(v, k) for v, k in zip(row, kinds, strict=True)]
+def _json_column(series: pd.Series, kind: str) -> list[str]:
+    """Every value of one typed column as JSON text, exactly as :func:`_dumps` writes
+    :func:`_json_value` of it (column by column: a per-cell call was ~9 s per million rows and
+    ten columns). Numbers are written by ``repr`` as :mod:`json` does; text by json's own escaper."""
+    missing = series.isna().to_numpy()
+    values = series.tolist()
+    if kind == "string":
+        return ["null" if m else _encode_text(str(v)) for v, m in zip(values, missing, strict=True)]
+    if kind == "integer":
+        return ["null" if m else int.__repr__(int(v)) for v, m in zip(values, missing, strict=True)]
+    if kind == "float":
+        return ["null" if m or not math.isfinite(v) else float.__repr__(float(v))
+                for v, m in zip(values, missing, strict=True)]
+    if kind == "boolean":
+        return ["null" if m else ("true" if v else "false") for v, m in zip(values, missing, strict=True)]
+    if kind == "date":
+        return ["null" if m else _encode_text(v.isoformat()) for v, m in zip(values, missing, strict=True)]
+    return ["null" if m else _dumps(_json_value(v, kind)) for v, m in zip(values, missing, strict=True)]
+
+
+def _json_texts(ds: Dataset, typed: pd.DataFrame) -> Iterator[str]:
+    """Each row as its JSON array text: ``_dumps`` of the row's :func:`_json_value` list."""
+    columns = [_json_column(typed[col], kind) for col, kind in ds.types.items()]
+    if not columns:
+        yield from ("[]" for _ in range(len(typed)))
+        return
+    for cells in zip(*columns, strict=True):
+        yield "[" + ",".join(cells) + "]"
 
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+#: json's own string escaper, as ``json.dumps(..., ensure_ascii=False)`` uses it.
+_encode_text = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
 
 def _write_datasetjson(ds: Dataset, name: str, target: Path, study: StudyInfo | None, created: dt.datetime,
@@ -946,13 +974,13 @@ def _write_datasetjson(ds: Dataset, name: str, target: Path, study: StudyInfo | 
     with _atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as handle:
         if ndjson:
             handle.write(_dumps(meta) + "\n")
-            for values in _json_rows(ds, typed):
-                handle.write(_dumps(values) + "\n")
+            for text in _json_texts(ds, typed):
+                handle.write(text + "\n")
             return
         head = _dumps(meta)
         handle.write(head[:-1] + ',"rows":[')
-        for number, values in enumerate(_json_rows(ds, typed)):
-            handle.write(("," if number else "") + _dumps(values))
+        for number, text in enumerate(_json_texts(ds, typed)):
+            handle.write(("," if number else "") + text)
         handle.write("]}\n")
 
 
