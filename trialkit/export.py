@@ -818,7 +818,7 @@ def _write_dta(ds: Dataset, name: str, target: Path, created: dt.datetime) -> No
             frame.insert(
                 position,
                 twin,
-                [lookup.get(v, np.nan) if v is not None else np.nan for v in typed[col]],
+                typed[col].map(lookup).astype("float64").to_numpy(),  # NaN where missing or unlabelled
             )
             column_labels[twin] = f"{ds.labels.get(col, col)} (N)"[:80]
             value_labels[twin] = coded
@@ -867,8 +867,8 @@ def text_length(values: pd.Series) -> int:
 def _max_bytes(values: pd.Series) -> int:
     """The longest text of a typed text column (str or None) in UTF-8 bytes; 0 when none, each
     distinct value measured once."""
-    distinct = {v for v in values if v is not None}
-    return max((_nbytes(v) for v in distinct), default=0)
+    distinct = pd.unique(values.to_numpy(dtype=object))  # hashed in compiled code, not a Python set
+    return max((_nbytes(v) for v in distinct if v is not None), default=0)
 
 
 def _default_study() -> StudyInfo:
