@@ -583,3 +583,24 @@ def test_dataset_json_rows_encode_every_type_exactly_as_json_dumps_of_each_value
     assert expected[1] == '["ünïcödé — 漢字",null,null,false,null,null]'
     assert expected[2].split(",")[2] == "null"  # inf is no JSON number
     assert json.loads(expected[3])[1] == 2**53 + 1 and expected[3].split(",")[2] == "-0.0"
+
+
+def test_csv_columns_write_every_type_exactly_as_each_cell_would():
+    from trialkit.export import _csv_cell, _csv_column, _typed, make_dataset
+
+    frame = pd.DataFrame({
+        "TEXT": pd.array(["=1+1", "plain", None, "-x", "@y"], dtype="string"),
+        "INT": pd.array([1, None, -7, 2**53 + 1, 0], dtype="Int64"),
+        "NUM": [0.1, float("nan"), float("inf"), -0.0, 1e-7],
+        "FLAG": pd.array([True, False, None, True, False], dtype="boolean"),
+        "DAY": [dt.date(2024, 2, 29), None, dt.date(1900, 1, 1), dt.date(2025, 12, 31), None],
+        "STAMP": pd.to_datetime(["2024-01-02 03:04:05", None, "2024-12-31 23:59:59", None, "1999-01-01 00:00:00"]),
+    })
+    ds = make_dataset(frame, types={"TEXT": "string", "INT": "integer", "NUM": "float", "FLAG": "boolean",
+                                    "DAY": "date", "STAMP": "datetime"})
+    typed = _typed(ds)
+    for col, kind in ds.types.items():
+        assert _csv_column(typed[col], kind) == [_csv_cell(v, kind) for v in typed[col]], col
+    assert _csv_column(typed["FLAG"], "boolean") == ["true", "false", "", "true", "false"]
+    assert _csv_column(typed["DAY"], "date") == ["2024-02-29", "", "1900-01-01", "2025-12-31", ""]
+    assert _csv_column(typed["TEXT"], "string")[0] == "'=1+1"

@@ -728,6 +728,11 @@ def _csv_column(series: pd.Series, kind: str) -> list[str]:
                 text = seen[v] = _csv_cell(v, kind)
             out.append(text)
         return out
+    if kind == "date":  # datetime.date or None (see _as_dates)
+        return ["" if v is None else v.isoformat() if isinstance(v, dt.date) else _csv_cell(v, kind) for v in values]
+    if kind == "boolean":
+        return ["" if v is None else "true" if v is True else "false" if v is False else _csv_cell(v, kind)
+                for v in values]
     return [_csv_cell(v, kind) for v in values]
 
 
