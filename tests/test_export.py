@@ -558,26 +558,34 @@ def test_an_all_missing_date_column_stays_a_readable_date_in_every_stat_format(t
         assert meta.column_names_to_labels["DSSTDT"] == "Disposition date", fmt
 
 
-def test_dataset_json_rows_encode_every_type_exactly_as_json_dumps_of_each_value(tmp_path):
-    """The column-by-column encoder writes what ``json.dumps`` writes of each cell's JSON value:
-    escapes, non-ASCII text, missing values, non-finite floats, negative zero, large integers, dates."""
-    from trialkit.export import _json_texts, _json_value, _typed, make_dataset
+
+def every_type_dataset(texts: list[str | None]):
+    """A five-row dataset with a column of every export type: missing values, non-finite floats,
+    negative zero, an integer beyond 2**53, dates and date-times; ``texts`` fills the text column."""
+    from trialkit.export import make_dataset
 
     frame = pd.DataFrame({
-        "TEXT": pd.array(['a "quoted" \\ back', "ünïcödé — 漢字", "tab\there\nline", None, "\x01ctl"],
-                         dtype="string"),
+        "TEXT": pd.array(texts, dtype="string"),
         "INT": pd.array([1, None, -7, 2**53 + 1, 0], dtype="Int64"),
         "NUM": [0.1, float("nan"), float("inf"), -0.0, 1e-7],
         "FLAG": pd.array([True, False, None, True, False], dtype="boolean"),
         "DAY": [dt.date(2024, 2, 29), None, dt.date(1900, 1, 1), dt.date(2025, 12, 31), None],
         "STAMP": pd.to_datetime(["2024-01-02 03:04:05", None, "2024-12-31 23:59:59", None, "1999-01-01 00:00:00"]),
     })
-    ds = make_dataset(frame, types={"TEXT": "string", "INT": "integer", "NUM": "float", "FLAG": "boolean",
-                                    "DAY": "date", "STAMP": "datetime"})
+    return make_dataset(frame, types={"TEXT": "string", "INT": "integer", "NUM": "float", "FLAG": "boolean",
+                                      "DAY": "date", "STAMP": "datetime"})
+
+
+def test_dataset_json_rows_encode_every_type_exactly_as_json_dumps_of_each_value():
+    """The column-by-column encoder writes what ``json.dumps`` writes of each cell's JSON value:
+    escapes, non-ASCII text, missing values, non-finite floats, negative zero, large integers, dates."""
+    from trialkit.export import _json_texts, _json_value, _typed
+
+    ds = every_type_dataset(['a "quoted" \\ back', "ünïcödé — 漢字", "tab\there\nline", None, "\x01ctl"])
     typed = _typed(ds)
     kinds = list(ds.types.values())
     expected = [json.dumps([_json_value(v, k) for v, k in zip(row, kinds, strict=True)], ensure_ascii=False,
-                            separators=(",", ":"), allow_nan=False) for row in typed.itertuples(index=False)]
+                           separators=(",", ":"), allow_nan=False) for row in typed.itertuples(index=False)]
     assert list(_json_texts(ds, typed)) == expected
     assert expected[0] == ('["a \\"quoted\\" \\\\ back",1,0.1,true,"2024-02-29","2024-01-02T03:04:05"]')
     assert expected[1] == '["ünïcödé — 漢字",null,null,false,null,null]'
@@ -586,19 +594,9 @@ def test_dataset_json_rows_encode_every_type_exactly_as_json_dumps_of_each_value
 
 
 def test_csv_columns_write_every_type_exactly_as_each_cell_would():
-    from trialkit.export import _csv_cell, _csv_column, _typed, make_dataset
+    from trialkit.export import _csv_cell, _csv_column, _typed
 
-    frame = pd.DataFrame({
-        "TEXT": pd.array(["=1+1", "plain", None, "-x", "@y"], dtype="string"),
-        "INT": pd.array([1, None, -7, 2**53 + 1, 0], dtype="Int64"),
-        "NUM": [0.1, float("nan"), float("inf"), -0.0, 1e-7],
-        "FLAG": pd.array([True, False, None, True, False], dtype="boolean"),
-        "DAY": [dt.date(2024, 2, 29), None, dt.date(1900, 1, 1), dt.date(2025, 12, 31), None],
-        "STAMP": pd.to_datetime(["2024-01-02 03:04:05", None, "2024-12-31 23:59:59", None, "1999-01-01 00:00:00"]),
-    })
-    ds = make_dataset(frame, types={"TEXT": "string", "INT": "integer", "NUM": "float", "FLAG": "boolean",
-                                    "DAY": "date", "STAMP": "datetime"})
-    typed = _typed(ds)
+    typed = _typed(ds := every_type_dataset(["=1+1", "plain", None, "-x", "@y"]))
     for col, kind in ds.types.items():
         assert _csv_column(typed[col], kind) == [_csv_cell(v, kind) for v in typed[col]], col
     assert _csv_column(typed["FLAG"], "boolean") == ["true", "false", "", "true", "false"]

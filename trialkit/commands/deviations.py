@@ -10,7 +10,12 @@ from typing import Any
 import click
 
 from trialkit.commands.options import load_with_workspace, quiet_option, study_option
-from trialkit.commands.workspace_options import operator_option, site_id, workspace_option
+from trialkit.commands.workspace_options import (
+    decision_options,
+    decision_workspace,
+    site_id,
+    workspace_option,
+)
 
 STATUSES = ["open", "confirmed", "resolved", "dismissed", "all"]
 
@@ -92,25 +97,11 @@ def _decision_command(action: str) -> click.Command:
     status = {"confirm": "confirmed", "dismiss": "dismissed"}[action]
 
     @click.command(name=action)
-    @click.argument("deviation_ids", metavar="ID...", nargs=-1, required=True)
-    @click.option("--reason", required=True, metavar="TEXT", help="Why (kept in the audit log); required.")
-    @click.option("--site", default=None, metavar="SS",
-                  help="The site of the deviations (needed only when two sites have the same id).")
-    @click.option("-f", "--format", "output_format", type=click.Choice(["text", "json"]), default="text",
-                  show_default=True, help="Result on stdout.")
-    @operator_option
-    @workspace_option
-    @study_option
-    @quiet_option
-    def decide(deviation_ids: tuple[str, ...], reason: str, site: str | None, output_format: str,
+    @decision_options("ID...", "deviations")
+    def decide(ids: tuple[str, ...], reason: str, site: str | None, output_format: str,
                operator: str | None, workspace: str | None, study_path: str | None, quiet: bool) -> None:
-        from trialkit.ledger import open_workspace
-
-        ws = open_workspace(workspace)
-        if site is not None:
-            ws, study = load_with_workspace(workspace, study_path, operator)
-            site = site_id(study, site)
-        result = ws.set_deviation_status(list(deviation_ids), status, reason, operator=operator, site=site)
+        ws, site = decision_workspace(workspace, study_path, operator, site)
+        result = ws.set_deviation_status(list(ids), status, reason, operator=operator, site=site)
         if output_format == "json":
             click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
         else:

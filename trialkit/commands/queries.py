@@ -13,7 +13,13 @@ from typing import Any
 import click
 
 from trialkit.commands.options import load_with_workspace, quiet_option, study_option
-from trialkit.commands.workspace_options import operator_option, site_id, workspace_option
+from trialkit.commands.workspace_options import (
+    decision_options,
+    decision_workspace,
+    operator_option,
+    site_id,
+    workspace_option,
+)
 
 STATES = ["open", "answered", "closed", "resolved", "all"]
 # Columns of the listing (text and csv); json carries every field of the ledger.
@@ -122,26 +128,12 @@ def _transition_command(action: str) -> click.Command:
     allowed = "open or answered" if action == "close" else "closed or resolved"
 
     @click.command(name=action)
-    @click.argument("query_ids", metavar="QUERY_ID...", nargs=-1, required=True)
-    @click.option("--reason", required=True, metavar="TEXT", help="Why (kept in the audit log); required.")
-    @click.option("--site", default=None, metavar="SS",
-                  help="The site of the queries (needed only when two sites have the same query id).")
-    @click.option("-f", "--format", "output_format", type=click.Choice(["text", "json"]), default="text",
-                  show_default=True, help="Result on stdout.")
-    @operator_option
-    @workspace_option
-    @study_option
-    @quiet_option
-    def transition(query_ids: tuple[str, ...], reason: str, site: str | None, output_format: str,
+    @decision_options("QUERY_ID...", "queries")
+    def transition(ids: tuple[str, ...], reason: str, site: str | None, output_format: str,
                    operator: str | None, workspace: str | None, study_path: str | None, quiet: bool) -> None:
-        from trialkit.ledger import open_workspace
-
-        ws = open_workspace(workspace)
-        if site is not None:
-            ws, study = load_with_workspace(workspace, study_path, operator)
-            site = site_id(study, site)
+        ws, site = decision_workspace(workspace, study_path, operator, site)
         move = ws.close_queries if action == "close" else ws.reopen_queries
-        result = move(list(query_ids), reason, operator=operator, site=site)
+        result = move(list(ids), reason, operator=operator, site=site)
         if output_format == "json":
             click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
         else:
