@@ -308,3 +308,25 @@ def test_done_when_filled_template(tmp_path):
     assert not _codes(result, "IMP-TEMPLATE-OUTDATED") and not _codes(result, "IMP-TYPE")
     assert {f.site for f in result.report.findings} == {"01"}
     assert result.report.worst().value == "error"
+
+
+def test_a_sheet_the_normaliser_cannot_convert_is_refused_and_the_others_still_read(tmp_path, study, monkeypatch):
+    """A bug in the normaliser must not lose the run: only that sheet is refused, with a finding."""
+    from trialkit.importers import reader
+
+    from .site_data import subjects, workbook
+
+    path = workbook(study, tmp_path / "site01.xlsx", subjects("01", [1, 2]))
+    real = reader.normalise_table
+
+    def broken_on_vs(table, form, *args, **kwargs):
+        if form.code == "VS":
+            raise ValueError("simulated normaliser bug")
+        return real(table, form, *args, **kwargs)
+
+    monkeypatch.setattr(reader, "normalise_table", broken_on_vs)
+    result = reader.import_files([path], study, site="01")
+    refused = [f for f in result.report.findings if f.code == "IMP-SHEET-UNREADABLE"]
+    assert [(f.form, f.sheet, f.severity.value) for f in refused] == [("VS", "VS", "error")]
+    assert "sheet 'VS' could not be converted (ValueError: simulated normaliser bug)" in refused[0].message
+    assert "VS" not in result.forms and {"DM", "AE"} <= set(result.forms)

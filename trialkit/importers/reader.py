@@ -364,15 +364,9 @@ def import_files(paths: list[str | Path], study: Any, *, site: str | None = None
                 _skip_template_block(table, study.forms[code], study, mapping, info, findings)
             ctx = Context(file=str(path), sha256=input_file.sha256, sheet=table.name,
                           date_system=read.date_system, site=site_id, template_site=template_site)
-            try:
-                form_data = normalise_table(table, study.forms[code], study, ctx)
-            except Exception as exc:  # a normaliser bug must not lose the run: the sheet is refused
-                findings.append(Finding(
-                    code="IMP-SHEET-UNREADABLE", severity=Severity.ERROR, category=Category.FILE,
-                    file=str(path), sheet=table.name, form=code,
-                    message=f"{path}: sheet {table.name!r} could not be converted ({type(exc).__name__}: "
-                            f"{str(exc)[:200]}); check its values (dates, numbers) and report this to the "
-                            "trialkit team"))
+            form_data = _normalise_or_refuse(table, study, code, ctx, path, findings,
+                                             f"sheet {table.name!r} could not be converted", "(dates, numbers) ")
+            if form_data is None:
                 continue
             findings.extend(ctx.findings)
             for row, column, ref, text in table.errors:
@@ -466,15 +460,10 @@ def _read_mapped(planned: TablePlan, info: dict[str, Any], table: RawTable, path
         code = applied.form
         ctx = Context(file=str(path), sha256=input_file.sha256, sheet=applied.table.name,
                       date_system=read.date_system, site=site_id)
-        try:
-            form_data = normalise_table(applied.table, study.forms[code], study, ctx)
-        except Exception as exc:  # a normaliser bug must not lose the run: the table is refused
-            findings.append(Finding(
-                code="IMP-SHEET-UNREADABLE", severity=Severity.ERROR, category=Category.FILE,
-                file=str(path), sheet=table.name, form=code,
-                message=f"{path}: {table.name!r} could not be converted through mapping {applied.mapping} "
-                        f"({type(exc).__name__}: {str(exc)[:200]}); check its values and report this to the "
-                        "trialkit team"))
+        form_data = _normalise_or_refuse(applied.table, study, code, ctx, path, findings,
+                                         f"{table.name!r} could not be converted through mapping {applied.mapping}",
+                                         "", sheet=table.name)
+        if form_data is None:
             continue
         finish_mapped(form_data, applied, ctx.findings, study)
         findings.extend(ctx.findings)
@@ -565,3 +554,18 @@ def _as_dates(values: pd.Series) -> pd.Series:
             return pd.to_datetime(value.strip(), errors="coerce", dayfirst="-" not in value[:5])
         return pd.NaT
     return pd.Series([one(v) for v in values.to_numpy()], index=values.index, dtype="datetime64[ns]")
+
+
+def _normalise_or_refuse(table: Any, study: Any, code: str, ctx: Any, path: Path, findings: list[Finding],
+                         what: str, values_hint: str, *, sheet: str | None = None) -> Any:
+    """The normalised form of ``table``, or None with an ``IMP-SHEET-UNREADABLE`` error in
+    ``findings``: a normaliser bug must not lose the run, only the table is refused."""
+    try:
+        return normalise_table(table, study.forms[code], study, ctx)
+    except Exception as exc:
+        findings.append(Finding(
+            code="IMP-SHEET-UNREADABLE", severity=Severity.ERROR, category=Category.FILE,
+            file=str(path), sheet=sheet if sheet is not None else table.name, form=code,
+            message=f"{path}: {what} ({type(exc).__name__}: {str(exc)[:200]}); check its values "
+                    f"{values_hint}and report this to the trialkit team"))
+        return None
