@@ -695,6 +695,7 @@ def pd08_primary_not_assessable(ctx: RuleContext) -> pd.DataFrame:
     min_days = ctx.study.protocol.diary.min_recorded_days
     window_days = ctx.study.protocol.diary.days_before_visit
     rows: list[dict[str, Any]] = []
+    chaq_di: pd.DataFrame | None = None
     for position, (subject, when, anchor) in enumerate(due):
         base = {"SUBJID": subject, "VISIT": visit.code,
                 "VISITDAT": _iso(when) if when is not None else "no visit date"}
@@ -719,7 +720,9 @@ def pd08_primary_not_assessable(ctx: RuleContext) -> pd.DataFrame:
             add("CHAQ questionnaire missing", "CHAQ")
         else:
             index = record.index[0]
-            di = derivations.derive_chaq_di(record.loc[[index]])
+            if chaq_di is None:  # every visit record of the form scored in one pass, when first needed
+                chaq_di = derivations.derive_chaq_di(chaq[chaq["VISIT"].eq(visit.code)])
+            di = chaq_di
             if _missing(di.at[index, "CHAQDI"]):
                 add(f"CHAQ disability index: {int(di.at[index, 'CHAQNDOM'])} of 8 domains answered "
                     "(at least 6 needed)", "CHAQ", index, None)
