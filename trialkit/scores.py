@@ -101,8 +101,32 @@ def _is_boolean(value: object) -> bool:
     return isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", "") == "b"
 
 
+#: Exact values of the floats seen so far: datasets repeat the same few values many times over.
+_FLOAT_EXACT: dict[float, Fraction] = {}
+_FLOAT_EXACT_SIZE = 1 << 16
+
+
 def _exact(value: object, name: str = "value") -> Fraction | None:
     """The exact rational value of ``value`` (from its text), or None when it is missing."""
+    kind = type(value)
+    if kind is float:  # the common case first, remembered (0.0 and -0.0 are both exactly 0)
+        number = _FLOAT_EXACT.get(value)  # type: ignore[call-overload]
+        if number is not None:
+            return number
+        if value != value:
+            return None
+        number = _exact_slow(value, name)
+        if len(_FLOAT_EXACT) < _FLOAT_EXACT_SIZE:
+            _FLOAT_EXACT[value] = number  # type: ignore[index]
+        return number
+    if kind is int:
+        return Fraction(value)  # type: ignore[arg-type]
+    if kind is Fraction:
+        return value  # type: ignore[return-value]
+    return _exact_slow(value, name)
+
+
+def _exact_slow(value: object, name: str) -> Fraction | None:
     if _is_missing(value):
         return None
     if _is_boolean(value):
@@ -248,6 +272,11 @@ def round_half_up(x: object, places: int) -> Decimal | None:
     >>> round_half_up(3, 2)
     Decimal('3.00')
     """
+    key = (type(x), x, places)
+    try:
+        return _ROUNDED[key]
+    except (KeyError, TypeError):  # not seen yet, or not hashable
+        pass
     number = _exact(x, "x")
     if number is None:
         return None
@@ -256,7 +285,14 @@ def round_half_up(x: object, places: int) -> Decimal | None:
         scaled = -scaled
     with localcontext() as ctx:
         ctx.prec = max(PRECISION, len(str(abs(scaled))) + 1)
-        return Decimal(scaled).scaleb(-places)
+        rounded = Decimal(scaled).scaleb(-places)
+    if len(_ROUNDED) < _FLOAT_EXACT_SIZE and key[0] in (float, int, Fraction, Decimal):
+        _ROUNDED[key] = rounded
+    return rounded
+
+
+#: ``round_half_up`` results by (type, value, places): the type keeps ``True`` apart from ``1``.
+_ROUNDED: dict[tuple[type, object, int], Decimal] = {}
 
 
 def percent_change(b: object, f: object, *, places: int | None = None) -> Decimal | None:
