@@ -23,6 +23,7 @@ randomization number anywhere; the all-sites listing does contain them (positive
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
 import zipfile
@@ -30,10 +31,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import openpyxl
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pyreadstat
 import pytest
 from click.testing import CliRunner
+from python_calamine import CalamineWorkbook
 
 from trialkit.cli import cli
 from trialkit.ledger import open_workspace
@@ -79,11 +83,11 @@ def upload(study, folder: Path, site: str, *, bad: bool = False, extra_site: str
 
 
 def _xlsx_texts(path: Path) -> Iterator[str]:
-    book = openpyxl.load_workbook(path, read_only=False)
-    for sheet in book.worksheets:
-        yield f"sheet:{sheet.title}"
-        for row in sheet.iter_rows(values_only=True):
-            yield from (str(v) for v in row if v is not None)
+    book = CalamineWorkbook.from_path(str(path))  # every sheet, hidden ones too; rich text joined
+    for name in book.sheet_names:
+        yield f"sheet:{name}"
+        for row in book.get_sheet_by_name(name).to_python(skip_empty_area=False):
+            yield from (str(v) for v in row if v not in (None, ""))
     with zipfile.ZipFile(path) as archive:  # hidden sheets, names, comments, properties
         for name in archive.namelist():
             yield archive.read(name).decode("utf-8", errors="replace")
@@ -116,13 +120,25 @@ def _parquet_texts(path: Path) -> Iterator[str]:
     for schema_field in table.schema:
         for value in (schema_field.metadata or {}).values():
             yield value.decode("utf-8", errors="replace")
-    frame = table.to_pandas()
-    for column in frame.columns:
-        yield from frame[column].dropna().astype(str).unique()
+    for column in table.columns:  # the distinct texts of each text column (numbers and dates hold none)
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type) \
+                or pa.types.is_dictionary(column.type):
+            yield from (str(v) for v in pc.unique(column).to_pylist() if v is not None)
+
+
+_TEXTS: dict[str, list[str]] = {}
 
 
 def texts(path: Path) -> list[str]:
-    """Every piece of text a reader of ``path`` can see."""
+    """Every piece of text a reader of ``path`` can see (read once per distinct content: an upload
+    and its archived copy are the same bytes)."""
+    key = f"{path.suffix}:{hashlib.sha256(path.read_bytes()).hexdigest()}"
+    if key not in _TEXTS:
+        _TEXTS[key] = _texts(path)
+    return _TEXTS[key]
+
+
+def _texts(path: Path) -> list[str]:
     if path.suffix == ".xlsx":
         return list(_xlsx_texts(path))
     if path.suffix in (".xpt", ".sav", ".dta"):

@@ -61,12 +61,10 @@ def test_demo_uploads_give_the_same_import_on_both_paths(demo_run, study):
     folder, outcome = demo_run
     assert outcome.exit_code == 0
     uploads = folder / "uploads"
-    cases = [  # comma sites in day/month order, a month/day site, a year-first site, CSV and its v2
+    cases = [  # a comma site typing day/month dates; a month/day site read without --site; CSV
         ([uploads / "site01" / "site01_v1.xlsx"], "01"),
-        ([uploads / "site08" / "site08_v2.xlsx"], "08"),
-        ([uploads / "site09" / "site09_v1.xlsx"], "09"),
+        ([uploads / "site08" / "site08_v2.xlsx"], None),
         (sorted((uploads / "site05" / "site05_v2").iterdir()), "05"),
-        ([uploads / "site03" / "site03_v2.xlsx"], None),
     ]
     taken = [_same_import(paths, study, site) for paths, site in cases]
     assert all(taken), f"the fast path took no column in some upload: {taken}"
@@ -126,7 +124,7 @@ rows_strategy = st.lists(st.fixed_dictionaries({
 }), min_size=1, max_size=12)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=rows_strategy, site=st.sampled_from(_SITES + [None]), clean_only=st.booleans())
 def test_generated_sheets_give_the_same_import_on_both_paths(tmp_path_factory, study, rows, site, clean_only):
     if clean_only:  # also exercise the fast path itself, not only its refusals
