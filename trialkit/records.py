@@ -133,25 +133,28 @@ def form_records(form_data: Any, key_variables: Sequence[str]) -> FormRecords:
                     reason_texts[column] = values
     present_keys = [k for k in key_variables if k in texts]
     subject_column = SUBJECT_VARIABLE if SUBJECT_VARIABLE in texts else (present_keys[0] if present_keys else None)
+    n = len(data)
     seen: dict[tuple[str | None, ...], int] = {}
     keys: list[str] = []
-    hashes: list[str] = []
-    subjects: list[str | None] = []
-    for row in range(len(data)):
-        key_values = tuple(texts[k][row] for k in present_keys)
+    for key_values in (zip(*(texts[k] for k in present_keys)) if present_keys else [()] * n):
         occurrence = seen.get(key_values, 0) + 1
         seen[key_values] = occurrence
         keys.append(json.dumps([*key_values, occurrence], ensure_ascii=False, separators=(",", ":")))
-        parts = []
-        for column in columns:
-            value = texts[column][row]
-            if value is not None:
-                parts.append(f"{column}\x1f{value}")
-            elif column in reason_texts and reason_texts[column][row] is not None:
-                parts.append(f"{column}\x1f\x00{reason_texts[column][row]}")
-        digest = hashlib.sha256("\x1e".join(parts).encode("utf-8")).hexdigest()[:HASH_CHARS]
-        hashes.append(digest)
-        subjects.append(texts[subject_column][row] if subject_column else None)
+    # Each record's content: "VAR\x1fvalue" of every filled variable, or "VAR\x1f\x00REASON" when the
+    # value is missing for a reason, in variable order, joined by \x1e; built column by column.
+    parts_by_column = []
+    for column in columns:
+        prefix = f"{column}\x1f"
+        reasons_of = reason_texts.get(column)
+        if reasons_of is None:
+            parts_by_column.append([None if v is None else prefix + v for v in texts[column]])
+        else:
+            parts_by_column.append([prefix + v if v is not None else (None if r is None else f"{prefix}\x00{r}")
+                                    for v, r in zip(texts[column], reasons_of, strict=True)])
+    rows = zip(*parts_by_column) if parts_by_column else [()] * n
+    hashes = [hashlib.sha256("\x1e".join([p for p in row if p is not None]).encode("utf-8")).hexdigest()[:HASH_CHARS]
+              for row in rows]
+    subjects = list(texts[subject_column]) if subject_column else [None] * n
     return FormRecords(form=str(form_data.form), key_variables=tuple(present_keys), keys=tuple(keys),
                        hashes=tuple(hashes), subjects=tuple(subjects))
 
