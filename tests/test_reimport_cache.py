@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.ipc as ipc
 import pytest
 from click.testing import CliRunner
 
@@ -99,7 +99,7 @@ def _entry_files(ws: Path) -> list[Path]:
 def test_a_damaged_entry_is_ignored_and_rebuilt(workspace, tmp_path, study, monkeypatch):
     first = _pool(workspace, tmp_path / "a")
     entry = _entry_files(workspace)[0]
-    frame_file = sorted(entry.glob("*-data.parquet"))[0]
+    frame_file = sorted(entry.glob("*-data.arrow"))[0]
     data = bytearray(frame_file.read_bytes())
     data[len(data) // 2] ^= 0xFF
     frame_file.write_bytes(bytes(data))
@@ -123,12 +123,14 @@ def test_a_forged_entry_with_matching_hashes_is_not_trusted(workspace, tmp_path,
         for described in entry["forms"].values():
             item = described["frames"]["data"]
             path = folder / item["file"]
-            table = pq.read_table(path)
+            table = ipc.open_file(path).read_all()
             if "WEIGHT" not in table.column_names or table.num_rows == 0:
                 continue
             frame = table.to_pandas()
             frame["WEIGHT"] = frame["WEIGHT"] + 1.0
-            pq.write_table(pa.Table.from_pandas(frame, preserve_index=True), path)
+            forged_table = pa.Table.from_pandas(frame, preserve_index=True)
+            with ipc.new_file(path, forged_table.schema) as writer:
+                writer.write_table(forged_table)
             item["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
             forged += 1
         text = json.dumps(entry).encode("utf-8")

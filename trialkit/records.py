@@ -136,7 +136,7 @@ def form_records(form_data: Any, key_variables: Sequence[str]) -> FormRecords:
     n = len(data)
     seen: dict[tuple[str | None, ...], int] = {}
     keys: list[str] = []
-    for key_values in (zip(*(texts[k] for k in present_keys)) if present_keys else [()] * n):
+    for key_values in (zip(*(texts[k] for k in present_keys), strict=True) if present_keys else [()] * n):
         occurrence = seen.get(key_values, 0) + 1
         seen[key_values] = occurrence
         keys.append(json.dumps([*key_values, occurrence], ensure_ascii=False, separators=(",", ":")))
@@ -151,7 +151,7 @@ def form_records(form_data: Any, key_variables: Sequence[str]) -> FormRecords:
         else:
             parts_by_column.append([prefix + v if v is not None else (None if r is None else f"{prefix}\x00{r}")
                                     for v, r in zip(texts[column], reasons_of, strict=True)])
-    rows = zip(*parts_by_column) if parts_by_column else [()] * n
+    rows = zip(*parts_by_column, strict=True) if parts_by_column else [()] * n
     hashes = [hashlib.sha256("\x1e".join([p for p in row if p is not None]).encode("utf-8")).hexdigest()[:HASH_CHARS]
               for row in rows]
     subjects = list(texts[subject_column]) if subject_column else [None] * n

@@ -21,7 +21,7 @@ The cache is an optimisation only, never a source of truth:
   reads it.
 
 An entry holds, per form, the frames pooling reads (``data``, ``raw``, ``reasons``, ``lineage``)
-as Parquet and the ``absent`` masks; the normalisation log (``changes``) is not kept (a cached
+as Arrow IPC files and the ``absent`` masks; the normalisation log (``changes``) is not kept (a cached
 :class:`~trialkit.importers.base.FormData` has an empty one).
 """
 
@@ -46,7 +46,7 @@ from trialkit.importers.limits import Limits
 
 CACHE_DIR = "cache"
 REIMPORT_DIR = "reimport"
-FORMAT = 1  # of an entry; part of the key
+FORMAT = 2  # of an entry; part of the key (2: Arrow IPC files instead of Parquet)
 FRAMES = ("data", "raw", "reasons", "lineage")
 ENTRY = "entry.json"
 ENTRY_HASH = "entry.sha256"
@@ -127,7 +127,7 @@ def _missing_kind(value: Any) -> str | None:
 
 def _object_columns(frame: pd.DataFrame) -> dict[str, str] | None:
     """The object columns of ``frame`` and the one missing value each holds (``NA``, ``None`` or
-    ``nan``); None when a column holds anything but text and one kind of missing value (Parquet
+    ``nan``); None when a column holds anything but text and one kind of missing value (Arrow
     would not give it back as it is)."""
     found = {}
     for column in frame.columns:
@@ -148,21 +148,23 @@ def _object_columns(frame: pd.DataFrame) -> dict[str, str] | None:
 
 
 def _frame_bytes(frame: pd.DataFrame) -> bytes:
+    """A frame as an Arrow IPC file (LZ4): it reads back about twice as fast as Parquet."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
+    import pyarrow.ipc as ipc
 
     table = pa.Table.from_pandas(frame, preserve_index=True)
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
+    with ipc.new_file(sink, table.schema, options=ipc.IpcWriteOptions(compression="lz4")) as writer:
+        writer.write_table(table)
     return sink.getvalue().to_pybytes()
 
 
 def _read_frame(data: bytes, objects: Mapping[str, str]) -> pd.DataFrame:
     """A frame read back, its object columns (text) rebuilt with their own missing value."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
+    import pyarrow.ipc as ipc
 
-    table = pq.read_table(pa.BufferReader(data))
+    table = ipc.open_file(pa.BufferReader(data)).read_all()
     frame = table.to_pandas()
     for column, kind in objects.items():
         missing = _MISSING[kind]
@@ -216,7 +218,7 @@ def load(workspace_path: str | os.PathLike[str], key: str) -> dict[str, FormData
 
 def store(workspace_path: str | os.PathLike[str], key: str, forms: Mapping[str, FormData]) -> bool:
     """Keep the checked forms of a re-import under ``key`` (atomically); False when they cannot be
-    kept faithfully (a frame Parquet does not carry back with the same column types) or the
+    kept faithfully (a frame Arrow does not carry back with the same column types) or the
     workspace cannot be written: the pool then simply re-imports next time."""
     root = cache_root(workspace_path)
     target = root / key
@@ -239,7 +241,7 @@ def store(workspace_path: str | os.PathLike[str], key: str, forms: Mapping[str, 
                 data = _frame_bytes(frame)
                 if _dtypes(_read_frame(data, objects)) != _dtypes(frame):
                     return False
-                file = f"{number:03d}-{name}.parquet"
+                file = f"{number:03d}-{name}.arrow"
                 (staging / file).write_bytes(data)
                 frames[name] = {"file": file, "sha256": _sha256(data), "dtypes": _dtypes(frame),
                                 "objects": objects}
