@@ -108,9 +108,12 @@ _FLOAT_EXACT_SIZE = 1 << 16
 
 def _exact(value: object, name: str = "value") -> Fraction | None:
     """The exact rational value of ``value`` (from its text), or None when it is missing."""
+    if value is None:
+        return None
     kind = type(value)
-    if kind is float:  # the common case first, remembered (0.0 and -0.0 are both exactly 0)
-        number = _FLOAT_EXACT.get(value)  # type: ignore[call-overload]
+    if kind is float or isinstance(value, float):  # numpy.float64 is a float, with the same shortest text
+        value = float(value)  # type: ignore[arg-type]
+        number = _FLOAT_EXACT.get(value)  # the common case, remembered (0.0 and -0.0 are both exactly 0)
         if number is not None:
             return number
         if value != value:
@@ -123,6 +126,8 @@ def _exact(value: object, name: str = "value") -> Fraction | None:
         return Fraction(value)  # type: ignore[arg-type]
     if kind is Fraction:
         return value  # type: ignore[return-value]
+    if getattr(getattr(value, "dtype", None), "kind", "") in ("i", "u"):  # a numpy integer
+        return Fraction(int(value))  # type: ignore[call-overload]
     return _exact_slow(value, name)
 
 
