@@ -53,6 +53,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import itertools
 import json
 import math
 import os
@@ -134,8 +135,10 @@ class Dataset:
     label: str = ""
     types: Mapping[str, str] = field(default_factory=dict)
     metadata: DatasetMeta | None = None
-    # The writers' typed frames (see _typed), computed once per dataset and representation.
+    # The writers' typed frames (see _typed) and each column's distinct values (see _distinct),
+    # computed once per dataset while one set is written (write_output_set empties them after).
     _typed_frames: dict[Any, pd.DataFrame] = field(default_factory=dict, repr=False, compare=False)
+    _columns: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 def extension(fmt: str) -> str:
@@ -214,9 +217,13 @@ def _infer_type(series: pd.Series) -> str:
         return "integer"
     if pd.api.types.is_float_dtype(dtype):
         return "float"
+    if isinstance(dtype, np.dtype) and dtype.kind == "M":
+        return "date" if _at_midnight(series.to_numpy()) else "datetime"
     if pd.api.types.is_datetime64_any_dtype(dtype):
         values = series.dropna()
         return "date" if (values == values.dt.normalize()).all() else "datetime"
+    if isinstance(dtype, pd.StringDtype):  # text only: never a date
+        return "string"
     values = series.dropna()
     if len(values) and all(
         isinstance(v, dt.date) and not isinstance(v, dt.datetime) for v in values
@@ -225,6 +232,17 @@ def _infer_type(series: pd.Series) -> str:
     if len(values) and all(isinstance(v, dt.datetime) for v in values):
         return "datetime"
     return "string"
+
+
+def _at_midnight(values: np.ndarray) -> bool:
+    """Whether every value of a naive datetime64 array (NaT aside) is at midnight: a whole number of
+    days since 1970-01-01 (the same as ``values == values.normalize()``, without a second array)."""
+    unit, count = np.datetime_data(values.dtype)
+    if unit in ("Y", "M", "W", "D"):
+        return True
+    per_day = int(np.timedelta64(1, "D") // np.timedelta64(count, unit))
+    ticks = values.view(np.int64)
+    return bool(((ticks % per_day == 0) | np.isnat(values)).all())
 
 
 def neutralise_formula(text: str) -> str:
@@ -293,7 +311,7 @@ def _compute_typed(ds: Dataset, *, arrow: bool = False) -> pd.DataFrame:
         if arrow and kind == "string" and isinstance(series.dtype, pd.StringDtype):
             out[col] = series
         elif arrow and kind == "date" and isinstance(series.dtype, np.dtype) and series.dtype.kind == "M":
-            out[col] = series.dt.normalize()
+            out[col] = series if _at_midnight(series.to_numpy()) else series.dt.normalize()
         elif kind == "string":
             out[col] = _as_text(series)
         elif kind == "integer":
@@ -306,22 +324,108 @@ def _compute_typed(ds: Dataset, *, arrow: bool = False) -> pd.DataFrame:
             out[col] = _as_dates(series)
         else:
             out[col] = _as_datetimes(series)
+    # Without copying the columns (copy-on-write: the frame of the dataset stays as it is).
+    return pd.DataFrame(out, columns=list(ds.types), copy=False)
+
+
+@dataclass(frozen=True)
+class _Distinct:
+    """A typed column as its distinct values and, for each row, the index of its value (-1 where
+    the value is missing: None, NA, NaT, and for floats NaN and ±inf, which no format holds).
+
+    Every writer formats each distinct value once and takes the texts by ``codes`` (a loop over
+    the rows in Python cost seconds per million rows and column)."""
+
+    codes: np.ndarray
+    values: list[Any]  # as iterating the typed column yields them: str, int, float, bool, date, Timestamp
+
+    def lookup(self, table: Iterable[Any], missing: Any, dtype: Any = object) -> np.ndarray:
+        """``table[i]`` (one entry per distinct value) for each row, ``missing`` where missing."""
+        out = np.empty(len(self.values) + 1, dtype=dtype)
+        out[:-1] = list(table) if dtype is object else np.asarray(list(table), dtype=dtype)
+        out[-1] = missing
+        return out[self.codes]
+
+
+def _compute_distinct(series: pd.Series, kind: str) -> _Distinct:
+    """The distinct values of one typed column (see :func:`_typed`, either representation)."""
+    if kind == "float":
+        numbers = series.to_numpy(dtype="float64")
+        # Keyed by the bits, so that 0.0 and -0.0 (equal, but written differently) stay apart.
+        codes, bits = pd.factorize(numbers.view(np.int64))
+        codes[~np.isfinite(numbers)] = -1
+        return _Distinct(codes, bits.view(np.float64).tolist())
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    if kind == "date" and isinstance(uniques, pd.DatetimeIndex):
+        values = list(uniques.date)  # as _as_dates boxes them (the arrow representation keeps datetime64)
+    else:
+        values = list(uniques)
+    return _Distinct(np.asarray(codes), values)
+
+
+def _distinct(ds: Dataset, col: str) -> _Distinct:
+    """The distinct values of a column of ``ds``, computed once (checks and writers share them)."""
+    key = ("distinct", id(ds.frame), col, ds.types[col])
+    if key not in ds._columns:
+        ds._columns[key] = _compute_distinct(_typed(ds, arrow=True)[col], ds.types[col])
+    return ds._columns[key]
+
+
+def _text_sizes(ds: Dataset, col: str) -> np.ndarray:
+    """The UTF-8 size in bytes of each distinct value of a text column of ``ds``."""
+    key = ("sizes", id(ds.frame), col)
+    if key not in ds._columns:
+        ds._columns[key] = np.array([_nbytes(v) for v in _distinct(ds, col).values], dtype=np.int64)
+    return ds._columns[key]
+
+
+def _longest(ds: Dataset, col: str) -> int:
+    """The longest value of a text column of ``ds`` in UTF-8 bytes (0 when it has none)."""
+    sizes = _text_sizes(ds, col)
+    return int(sizes.max()) if len(sizes) else 0
+
+
+#: Days from each format's date origin to 1970-01-01, as pyreadstat counts them (SPSS counts seconds).
+_DATE_OFFSET_DAYS = {"xpt": 3653.0, "dta": 3653.0, "sav": 141428.0}
+_EPOCH = dt.date(1970, 1, 1)
+
+
+def _readstat_frame(ds: Dataset, fmt: str) -> pd.DataFrame:
+    """The frame pyreadstat writes: floats for numbers (NaN for missing), 0/1 for booleans, text as
+    ``str`` or None, datetimes as datetime64[us], and dates already as the number pyreadstat
+    would compute from a ``datetime.date`` (days since the format's origin; seconds for SPSS),
+    with the same floating-point operations: the date column is then a plain number column
+    carrying the same date format, and the file's bytes are the same. Columns with no value at all
+    of a date or datetime type are numeric (all missing): SAS and pyreadstat refuse to read a date
+    column written as text."""
+    typed = _typed(ds, arrow=True)
+    out: dict[str, Any] = {}
+    for col, kind in ds.types.items():
+        series = typed[col]
+        if kind in ("integer", "boolean", "float"):
+            out[col] = series.to_numpy(dtype="float64", na_value=np.nan)
+        elif kind == "string":
+            # object dtype, explicitly: pandas would store str as Arrow text, which pyreadstat iterates slowly
+            out[col] = pd.Series(_distinct(ds, col).lookup(_distinct(ds, col).values, None), dtype=object, copy=False)
+        elif kind == "date":
+            distinct = _distinct(ds, col)
+            numbers = np.array([(day - _EPOCH).days for day in distinct.values], dtype="float64")
+            numbers += _DATE_OFFSET_DAYS[fmt]
+            if fmt == "sav":
+                numbers *= 86400.0
+            out[col] = distinct.lookup(numbers, np.nan, dtype="float64")
+        elif series.notna().any():
+            out[col] = series
+        else:
+            out[col] = np.full(len(series), np.nan)
     return pd.DataFrame(out, columns=list(ds.types))
 
 
-def _for_readstat(frame: pd.DataFrame, types: Mapping[str, str]) -> pd.DataFrame:
-    """pyreadstat wants floats for numbers (NaN for missing), 0/1 for booleans, '' for missing text."""
-    out = frame.copy()
-    for col, kind in types.items():
-        if kind in ("integer", "boolean"):
-            out[col] = frame[col].astype("Float64").astype("float64")
-        elif kind == "string":
-            out[col] = frame[col].astype(object).where(frame[col].notna(), None)
-        elif kind in ("date", "datetime") and frame[col].isna().all():
-            # A date column with no value at all would reach pyreadstat as text with a date format,
-            # which SAS and pyreadstat refuse to read: write it numeric (all missing) instead.
-            out[col] = pd.Series(float("nan"), index=frame.index, dtype="float64")
-    return out
+def _dta_date_formats(ds: Dataset) -> dict[str, str]:
+    """``%td`` for the date columns that hold a value (pyreadstat's own format for dates; a column
+    with no value at all is written numeric without it, see :func:`_readstat_frame`)."""
+    return {col: "%td" for col, kind in ds.types.items()
+            if kind == "date" and (_distinct(ds, col).codes >= 0).any()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -333,8 +437,8 @@ def _nbytes(text: str) -> int:
     return len(text.encode("utf-8"))
 
 
-def _rows(mask: pd.Series) -> str:
-    rows = [int(i) + 1 for i in np.flatnonzero(mask.to_numpy())]
+def _rows(mask: np.ndarray) -> str:
+    rows = [int(i) + 1 for i in np.flatnonzero(mask)]
     shown = ", ".join(str(r) for r in rows[:_PREVIEW])
     return (
         f"row {shown}"
@@ -356,7 +460,6 @@ def check_xpt(ds: Dataset, name: str, *, ascii_only: bool = False) -> list[str]:
         problems.append(f"dataset {name!r} label is {_nbytes(label)} bytes; XPT v5 allows 40")
     if ascii_only and not label.isascii():
         problems.append(f"dataset {name!r} label has non-ASCII characters")
-    typed = _typed(ds)
     for col, kind in ds.types.items():
         if not _XPT_NAME.fullmatch(col):
             problems.append(
@@ -370,17 +473,16 @@ def check_xpt(ds: Dataset, name: str, *, ascii_only: bool = False) -> list[str]:
         if ascii_only and not text.isascii():
             problems.append(f"variable {col!r}: label has non-ASCII characters")
         if kind == "string":
-            values = typed[col]
-            too_long = None
-            if _max_bytes(values) > 200:  # only then per row, to name the rows
-                sizes = values.map(lambda v: 0 if v is None else _nbytes(v))
-                too_long = sizes > 200
-            if too_long is not None and too_long.any():
+            # Measured on the distinct values, then taken to the rows only to name them.
+            distinct, sizes = _distinct(ds, col), _text_sizes(ds, col)
+            longest = _longest(ds, col)
+            if longest > 200:
+                too_long = distinct.lookup(sizes > 200, False, dtype=bool)
                 problems.append(
-                    f"variable {col!r}: values up to {int(sizes.max())} bytes in UTF-8 ({_rows(too_long)}); XPT v5 allows 200"
+                    f"variable {col!r}: values up to {longest} bytes in UTF-8 ({_rows(too_long)}); XPT v5 allows 200"
                 )
             if ascii_only:
-                non_ascii = values.map(lambda v: v is not None and not v.isascii())
+                non_ascii = distinct.lookup([not v.isascii() for v in distinct.values], False, dtype=bool)
                 if non_ascii.any():
                     problems.append(f"variable {col!r}: non-ASCII text ({_rows(non_ascii)})")
     return problems
@@ -423,7 +525,6 @@ def check_dta(ds: Dataset, name: str) -> list[str]:
     if len(ds.label) > 80:
         problems.append(f"dataset {name!r} label is {len(ds.label)} characters; Stata allows 80")
     twins = _stata_codes(ds)
-    typed = _typed(ds)
     for col, kind in ds.types.items():
         if not _STATA_NAME.fullmatch(col) or col in _STATA_RESERVED:
             problems.append(
@@ -433,7 +534,7 @@ def check_dta(ds: Dataset, name: str) -> list[str]:
         if len(text) > 80:
             problems.append(f"variable {col!r}: label is {len(text)} characters; Stata allows 80")
         if kind == "string":
-            longest = _max_bytes(typed[col])
+            longest = _longest(ds, col)
             if longest > _STATA_STR_MAX_BYTES:
                 problems.append(
                     f"variable {col!r}: values up to {longest} bytes; Stata str allows {_STATA_STR_MAX_BYTES}"
@@ -529,6 +630,29 @@ def _write_bytes(target: Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+class _HashingFile:
+    """A binary file that hashes (sha256) what is written to it, for the manifest."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> None:
+        self.digest.update(data)
+        self.handle.write(data)
+
+
+@contextmanager
+def _atomic_file(target: Path, digests: dict[str, str] | None) -> Iterator[_HashingFile]:
+    """A new file written through :func:`_atomic_path`; its sha256 goes to ``digests[target.name]``
+    (so that the manifest need not read it again)."""
+    with _atomic_path(target) as tmp, open(tmp, "wb") as handle:
+        out = _HashingFile(handle)
+        yield out
+    if digests is not None:
+        digests[target.name] = out.digest.hexdigest()
+
+
 def _patch(data: bytearray, offset: int, pattern: str, value: bytes, what: str) -> None:
     found = bytes(data[offset : offset + len(value)])
     if len(found) != len(value) or not re.fullmatch(pattern.encode(), found):
@@ -584,17 +708,35 @@ def _fix_dta(data: bytearray, created: dt.datetime) -> None:
     _patch(data, at, r"\x11[ \d]\d [A-Z][a-z]{2} \d{4} \d\d:\d\d", b"\x11" + stamp, "DTA")
 
 
+#: The bytes of a pyreadstat file that hold every timestamp fixed (all lie in its first 600).
+_HEADER_BYTES = 1 << 16
+
+
 def _readstat_write(
     target: Path,
     writer: Callable[[Path], None],
     fix: Callable[[bytearray, dt.datetime], None],
     created: dt.datetime,
+    digests: dict[str, str] | None = None,
 ) -> None:
+    """Write with pyreadstat, fix the header's timestamps in place and hash the file in one pass."""
     with _atomic_path(target) as tmp:
         writer(tmp)
-        data = bytearray(tmp.read_bytes())
-        fix(data, created)
-        tmp.write_bytes(bytes(data))
+        with open(tmp, "r+b") as handle:
+            head = bytearray(handle.read(_HEADER_BYTES))
+            written = bytes(head)
+            fix(head, created)
+            if len(head) != len(written):
+                raise ExportError(f"Cannot fix the timestamps of {target.name}: the header changed size.")
+            if head != written:
+                handle.seek(0)
+                handle.write(head)
+                handle.seek(len(head))
+            digest = hashlib.sha256(head)
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    if digests is not None:
+        digests[target.name] = digest.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------
@@ -680,12 +822,25 @@ def _csv_cell(value: Any, kind: str) -> str:
     return pd.Timestamp(value).isoformat()
 
 
-def _write_csv_rows(target: Path, header: list[str], rows: Iterable[list[str]]) -> None:
+#: Rows encoded and written at a time (bounds the memory of the text of a large dataset).
+_CHUNK_ROWS = 100_000
+
+
+def _write_csv_rows(target: Path, header: list[str], rows: Iterable[Iterable[str]],
+                    digests: dict[str, str] | None = None) -> None:
     buffer = io.StringIO()
     out = csv.writer(buffer, lineterminator="\r\n")
     out.writerow([neutralise_formula(h) for h in header])
-    out.writerows(rows)
-    _write_bytes(target, buffer.getvalue().encode("utf-8"))
+    rows = iter(rows)
+    with _atomic_file(target, digests) as handle:
+        while True:
+            out.writerows(itertools.islice(rows, _CHUNK_ROWS))
+            text = buffer.getvalue()
+            if not text:
+                break
+            handle.write(text.encode("utf-8"))
+            buffer.seek(0)
+            buffer.truncate()
 
 
 def _codebook_rows(ds: Dataset) -> list[list[str]]:
@@ -706,47 +861,37 @@ def _codebook_rows(ds: Dataset) -> list[list[str]]:
     ]
 
 
-def _csv_column(series: pd.Series, kind: str) -> list[str]:
-    """One typed column as CSV cells, exactly as :func:`_csv_cell` writes each value (column by
-    column, numbers through a table of their distinct values: a row loop cost ~1 s per 100,000)."""
-    values = series.to_numpy(dtype=object, na_value=None) if kind != "date" else series.to_numpy(dtype=object)
+def _csv_texts(distinct: _Distinct, kind: str) -> list[str]:
+    """The CSV cell of each distinct value, exactly as :func:`_csv_cell` writes it."""
+    values = distinct.values
     if kind == "string":
-        return ["" if v is None else ("'" + v if v.startswith(FORMULA_PREFIXES) else v)
-                if isinstance(v, str) else _csv_cell(v, kind) for v in values]
-    if kind in ("float", "integer"):
-        seen: dict[Any, str] = {}
-        out = []
-        for v in values:
-            if v is None or v != v:  # NA / NaN
-                out.append("")
-                continue
-            if v == 0:  # 0.0 and -0.0 are one key but two texts
-                out.append(_csv_cell(v, kind))
-                continue
-            text = seen.get(v)
-            if text is None:
-                text = seen[v] = _csv_cell(v, kind)
-            out.append(text)
-        return out
-    if kind == "date":  # datetime.date or None (see _as_dates)
-        return ["" if v is None else v.isoformat() if isinstance(v, dt.date) else _csv_cell(v, kind) for v in values]
-    if kind == "boolean":
-        return ["" if v is None else "true" if v is True else "false" if v is False else _csv_cell(v, kind)
-                for v in values]
+        return ["'" + v if v.startswith(FORMULA_PREFIXES) else v for v in map(str, values)]
+    if kind == "integer":
+        return [str(int(v)) for v in values]
+    if kind == "float":
+        return [np.format_float_positional(v, trim="-") if math.isfinite(v) else "" for v in values]
     return [_csv_cell(v, kind) for v in values]
 
 
-def _write_csv(ds: Dataset, name: str, target: Path, codebook: Path) -> None:
-    typed = _typed(ds)
-    columns = [_csv_column(typed[col], kind) for col, kind in ds.types.items()]
-    rows = zip(*columns, strict=True) if columns else ([] for _ in range(len(typed)))
-    _write_csv_rows(target, list(ds.types), rows)
+def _csv_column(series: pd.Series, kind: str) -> list[str]:
+    """One typed column as CSV cells, exactly as :func:`_csv_cell` writes each value (each distinct
+    value formatted once)."""
+    distinct = _compute_distinct(series, kind)
+    return distinct.lookup(_csv_texts(distinct, kind), "").tolist()
+
+
+def _write_csv(ds: Dataset, name: str, target: Path, codebook: Path, digests: dict[str, str] | None = None) -> None:
+    columns = [_distinct(ds, col).lookup(_csv_texts(_distinct(ds, col), kind), "").tolist()
+               for col, kind in ds.types.items()]
+    rows = zip(*columns, strict=True) if columns else ([] for _ in range(len(ds.frame)))
+    _write_csv_rows(target, list(ds.types), rows, digests)
     book = [[neutralise_formula(cell) for cell in row] for row in _codebook_rows(ds)]
-    _write_csv_rows(codebook, ["column", "label", "type", "value_labels", "origin", "derivation"], book)
+    _write_csv_rows(codebook, ["column", "label", "type", "value_labels", "origin", "derivation"], book, digests)
 
 
 def _write_xpt(
-    ds: Dataset, name: str, target: Path, created: dt.datetime, ascii_only: bool
+    ds: Dataset, name: str, target: Path, created: dt.datetime, ascii_only: bool,
+    digests: dict[str, str] | None = None,
 ) -> None:
     import pyreadstat
 
@@ -756,7 +901,7 @@ def _write_xpt(
         for c, k in ds.types.items()
         if k in ("date", "datetime")
     }
-    frame = _for_readstat(_typed(ds), ds.types)
+    frame = _readstat_frame(ds, "xpt")
 
     def write(path: Path) -> None:
         pyreadstat.write_xport(
@@ -769,10 +914,11 @@ def _write_xpt(
             variable_format=formats,
         )
 
-    _readstat_write(target, write, _fix_xpt, created)
+    _readstat_write(target, write, _fix_xpt, created, digests)
 
 
-def _write_sav(ds: Dataset, name: str, target: Path, created: dt.datetime) -> None:
+def _write_sav(ds: Dataset, name: str, target: Path, created: dt.datetime,
+               digests: dict[str, str] | None = None) -> None:
     import pyreadstat
 
     problems = check_sav(ds, name)
@@ -790,7 +936,7 @@ def _write_sav(ds: Dataset, name: str, target: Path, created: dt.datetime) -> No
         for c, k in ds.types.items()
         if k in ("date", "datetime", "integer", "boolean")
     }
-    frame = _for_readstat(_typed(ds), ds.types)
+    frame = _readstat_frame(ds, "sav")
 
     def write(path: Path) -> None:
         pyreadstat.write_sav(
@@ -802,16 +948,16 @@ def _write_sav(ds: Dataset, name: str, target: Path, created: dt.datetime) -> No
             variable_format=formats,
         )
 
-    _readstat_write(target, write, _fix_sav, created)
+    _readstat_write(target, write, _fix_sav, created, digests)
 
 
-def _write_dta(ds: Dataset, name: str, target: Path, created: dt.datetime) -> None:
+def _write_dta(ds: Dataset, name: str, target: Path, created: dt.datetime,
+               digests: dict[str, str] | None = None) -> None:
     import pyreadstat
 
     problems = check_dta(ds, name)
     _raise_if(problems, "Stata (dta)", name)
-    typed = _typed(ds)
-    frame = _for_readstat(typed, ds.types)
+    frame = _readstat_frame(ds, "dta")
     column_labels = {c: ds.labels.get(c, "") for c in frame.columns}
     value_labels: dict[str, dict[float, str]] = {}
     twins = _stata_codes(ds)
@@ -819,12 +965,11 @@ def _write_dta(ds: Dataset, name: str, target: Path, created: dt.datetime) -> No
         if col in twins:
             twin, coded = twins[col]
             lookup = {str(code): number for code, number in zip(labels, coded, strict=True)}
+            distinct = _distinct(ds, col)
+            numbers = [lookup.get(value, np.nan) for value in distinct.values]
             position = frame.columns.get_loc(col) + 1
-            frame.insert(
-                position,
-                twin,
-                typed[col].map(lookup).astype("float64").to_numpy(),  # NaN where missing or unlabelled
-            )
+            # NaN where missing or unlabelled
+            frame.insert(position, twin, distinct.lookup(numbers, np.nan, dtype="float64"))
             column_labels[twin] = f"{ds.labels.get(col, col)} (N)"[:80]
             value_labels[twin] = coded
         else:
@@ -840,9 +985,10 @@ def _write_dta(ds: Dataset, name: str, target: Path, created: dt.datetime) -> No
             column_labels=column_labels,
             version=14,
             variable_value_labels=value_labels or None,
+            variable_format=_dta_date_formats(ds) or None,
         )
 
-    _readstat_write(target, write, _fix_dta, created)
+    _readstat_write(target, write, _fix_dta, created, digests)
 
 
 # --------------------------------------------------------------------------------------------
@@ -886,7 +1032,6 @@ def dataset_json_metadata(ds: Dataset, name: str, study: StudyInfo | None, creat
     from trialkit import __version__
 
     study = study or _default_study()
-    typed = _typed(ds) if typed is None else typed
     keys = list(ds.metadata.keys) if ds.metadata is not None else []
     columns = []
     for col, kind in ds.types.items():
@@ -896,7 +1041,7 @@ def dataset_json_metadata(ds: Dataset, name: str, study: StudyInfo | None, creat
             column["targetDataType"] = "integer"
             column["displayFormat"] = _DISPLAY_FORMATS[kind]
         if kind == "string":
-            column["length"] = text_length(typed[col])
+            column["length"] = max(1, _longest(ds, col)) if typed is None else text_length(typed[col])
         if col in keys:
             column["keySequence"] = keys.index(col) + 1
         columns.append(column)
@@ -934,31 +1079,38 @@ def _json_value(value: Any, kind: str) -> Any:
     return pd.Timestamp(value).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def _json_column(series: pd.Series, kind: str) -> list[str]:
-    """Every value of one typed column as JSON text, exactly as :func:`_dumps` writes
-    :func:`_json_value` of it (column by column: a per-cell call was ~9 s per million rows and
-    ten columns). Numbers are written by ``repr`` as :mod:`json` does; text by json's own escaper."""
-    missing = series.isna().to_numpy()
-    values = series.tolist()
+def _json_cells(distinct: _Distinct, kind: str) -> list[str]:
+    """The JSON text of each distinct value, exactly as :func:`_dumps` writes :func:`_json_value` of
+    it: numbers by ``repr`` as :mod:`json` does, text by json's own escaper."""
+    values = distinct.values
     if kind == "string":
-        return ["null" if m else _encode_text(str(v)) for v, m in zip(values, missing, strict=True)]
+        return [_encode_text(str(v)) for v in values]
     if kind == "integer":
-        return ["null" if m else int.__repr__(int(v)) for v, m in zip(values, missing, strict=True)]
+        return [int.__repr__(int(v)) for v in values]
     if kind == "float":
-        return ["null" if m or not math.isfinite(v) else float.__repr__(float(v))
-                for v, m in zip(values, missing, strict=True)]
+        return [float.__repr__(v) if math.isfinite(v) else "null" for v in values]
     if kind == "boolean":
-        return ["null" if m else ("true" if v else "false") for v, m in zip(values, missing, strict=True)]
+        return ["true" if v else "false" for v in values]
     if kind == "date":
-        return ["null" if m else _encode_text(v.isoformat()) for v, m in zip(values, missing, strict=True)]
-    return ["null" if m else _dumps(_json_value(v, kind)) for v, m in zip(values, missing, strict=True)]
+        return [_encode_text(v.isoformat()) for v in values]
+    return [_dumps(_json_value(v, kind)) for v in values]
 
 
-def _json_texts(ds: Dataset, typed: pd.DataFrame) -> Iterator[str]:
+def _json_column(series: pd.Series, kind: str) -> list[str]:
+    """Every value of one typed column as JSON text (each distinct value encoded once)."""
+    distinct = _compute_distinct(series, kind)
+    return distinct.lookup(_json_cells(distinct, kind), "null").tolist()
+
+
+def _json_texts(ds: Dataset, typed: pd.DataFrame | None = None) -> Iterator[str]:
     """Each row as its JSON array text: ``_dumps`` of the row's :func:`_json_value` list."""
-    columns = [_json_column(typed[col], kind) for col, kind in ds.types.items()]
+    if typed is None:
+        columns = [_distinct(ds, col).lookup(_json_cells(_distinct(ds, col), kind), "null").tolist()
+                   for col, kind in ds.types.items()]
+    else:
+        columns = [_json_column(typed[col], kind) for col, kind in ds.types.items()]
     if not columns:
-        yield from ("[]" for _ in range(len(typed)))
+        yield from ("[]" for _ in range(len(ds.frame) if typed is None else len(typed)))
         return
     for cells in zip(*columns, strict=True):
         yield "[" + ",".join(cells) + "]"
@@ -973,20 +1125,22 @@ _encode_text = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
 
 def _write_datasetjson(ds: Dataset, name: str, target: Path, study: StudyInfo | None, created: dt.datetime,
-                       *, ndjson: bool) -> None:
-    typed = _typed(ds)
-    meta = dataset_json_metadata(ds, name, study, created, typed)
-    with _atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as handle:
-        if ndjson:
-            handle.write(_dumps(meta) + "\n")
-            for text in _json_texts(ds, typed):
-                handle.write(text + "\n")
-            return
+                       *, ndjson: bool, digests: dict[str, str] | None = None) -> None:
+    meta = dataset_json_metadata(ds, name, study, created)
+    rows = _json_texts(ds)
+    with _atomic_file(target, digests) as handle:
         head = _dumps(meta)
-        handle.write(head[:-1] + ',"rows":[')
-        for number, text in enumerate(_json_texts(ds, typed)):
-            handle.write(("," if number else "") + text)
-        handle.write("]}\n")
+        handle.write((head + "\n" if ndjson else head[:-1] + ',"rows":[').encode("utf-8"))
+        first = True
+        while chunk := list(itertools.islice(rows, _CHUNK_ROWS)):
+            if ndjson:
+                text = "\n".join(chunk) + "\n"
+            else:
+                text = ("" if first else ",") + ",".join(chunk)
+            handle.write(text.encode("utf-8"))
+            first = False
+        if not ndjson:
+            handle.write(b"]}\n")
 
 
 def write_dataset(
@@ -1036,7 +1190,9 @@ def _write_ds(
     created: dt.datetime,
     ascii_only: bool,
     study: StudyInfo | None = None,
+    digests: dict[str, str] | None = None,
 ) -> dict[str, Path]:
+    """Write one dataset in each format; the sha256 of each file written is put in ``digests``."""
     if not name or "/" in name or "\\" in name or name.startswith("."):
         raise ExportError(f"Dataset name {name!r} cannot be a file name.")
     checks = {
@@ -1050,18 +1206,18 @@ def _write_ds(
     for fmt in formats:
         target = directory / f"{name}.{extension(fmt)}"
         if fmt in ("datasetjson", "ndjson"):
-            _write_datasetjson(ds, name, target, study, created, ndjson=fmt == "ndjson")
+            _write_datasetjson(ds, name, target, study, created, ndjson=fmt == "ndjson", digests=digests)
         elif fmt == "parquet":
             _write_parquet(ds, name, target)
         elif fmt == "csv":
             paths["csv_codebook"] = directory / f"{name}.codebook.csv"
-            _write_csv(ds, name, target, paths["csv_codebook"])
+            _write_csv(ds, name, target, paths["csv_codebook"], digests)
         elif fmt == "xpt":
-            _write_xpt(ds, name, target, created, ascii_only)
+            _write_xpt(ds, name, target, created, ascii_only, digests)
         elif fmt == "sav":
-            _write_sav(ds, name, target, created)
+            _write_sav(ds, name, target, created, digests)
         else:
-            _write_dta(ds, name, target, created)
+            _write_dta(ds, name, target, created, digests)
         paths[fmt] = target
     return paths
 
@@ -1340,9 +1496,18 @@ def write_output_set(
     whose OIDs the Dataset-JSON files use. Returns the manifest.
     """
     resolved = {name: _as_dataset(value) for name, value in datasets.items()}
-    wanted = _formats(formats)
+    try:
+        return _write_set(resolved, Path(directory), _formats(formats), created, extra, xpt_ascii_only, kind, study)
+    finally:
+        for ds in resolved.values():  # what the checks and writers shared is not kept with the dataset
+            ds._typed_frames.clear()
+            ds._columns.clear()
+
+
+def _write_set(resolved: Mapping[str, Dataset], directory: Path, wanted: list[str], created: dt.datetime | None,
+               extra: Mapping[str, Any] | None, xpt_ascii_only: bool, kind: str,
+               study: StudyInfo | None) -> dict[str, Any]:
     stamp = created or DEFAULT_CREATED
-    directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(directory)
     # Check everything before writing anything: one error listing every problem in every dataset.
@@ -1363,18 +1528,19 @@ def write_output_set(
 
     staging = Path(tempfile.mkdtemp(prefix=f"{directory.name}.tmp-{os.getpid()}-", dir=directory.parent))
     old: Path | None = None
+    digests: dict[str, str] = {}  # sha256 of the files hashed as they were written
     try:
         _write_bytes(staging / OUTPUT_MARKER,
                      (json.dumps({"kind": kind, "written_by": "trialkit"}, sort_keys=True) + "\n").encode())
         for name, ds in resolved.items():
-            _write_ds(ds, staging, name, wanted, stamp, xpt_ascii_only, study)
+            _write_ds(ds, staging, name, wanted, stamp, xpt_ascii_only, study, digests=digests)
         write_codebook(resolved, staging / "codebook.xlsx", staging / "codebook.md", created=stamp)
         if study is not None:
             from trialkit.define import define_xml
 
             _write_bytes(staging / DEFINE_FILE, define_xml(resolved, study, created=stamp, formats=wanted))
         files = {
-            path.name: {"sha256": _sha256(path), "size": path.stat().st_size}
+            path.name: {"sha256": digests.get(path.name) or _sha256(path), "size": path.stat().st_size}
             for path in sorted(staging.iterdir())
             if path.is_file()
         }
