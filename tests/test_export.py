@@ -15,6 +15,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pyreadstat
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from trialkit import export
 from trialkit.errors import TrialkitError
@@ -587,6 +589,7 @@ def test_dataset_json_rows_encode_every_type_exactly_as_json_dumps_of_each_value
     expected = [json.dumps([_json_value(v, k) for v, k in zip(row, kinds, strict=True)], ensure_ascii=False,
                            separators=(",", ":"), allow_nan=False) for row in typed.itertuples(index=False)]
     assert list(_json_texts(ds, typed)) == expected
+    assert list(_json_texts(ds)) == expected  # the writer's own path (its typed columns, cached)
     assert expected[0] == ('["a \\"quoted\\" \\\\ back",1,0.1,true,"2024-02-29","2024-01-02T03:04:05"]')
     assert expected[1] == '["ünïcödé — 漢字",null,null,false,null,null]'
     assert expected[2].split(",")[2] == "null"  # inf is no JSON number
@@ -602,3 +605,94 @@ def test_csv_columns_write_every_type_exactly_as_each_cell_would():
     assert _csv_column(typed["FLAG"], "boolean") == ["true", "false", "", "true", "false"]
     assert _csv_column(typed["DAY"], "date") == ["2024-02-29", "", "1900-01-01", "2025-12-31", ""]
     assert _csv_column(typed["TEXT"], "string")[0] == "'=1+1"
+
+
+# The writers format each distinct value of a column once and take the texts by row; these laws
+# hold them to the per-cell reference (_csv_cell, _json_value) on any column of each type.
+_CELLS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+_TEXTS = st.lists(st.one_of(st.none(), st.sampled_from(["=1", "+", "-2", "@x", "\t", "\r", "", "a", "é"]),
+                            st.text(max_size=6)), max_size=25)
+_FLOATS = st.lists(st.one_of(st.none(), st.floats(), st.sampled_from([0.0, -0.0, 1e-7, 1e22, 2.5e-300])),
+                   max_size=25)
+_INTS = st.lists(st.one_of(st.none(), st.integers(min_value=-(2**63) + 1, max_value=2**63 - 1)), max_size=25)
+_STAMPS = st.lists(st.one_of(st.none(), st.datetimes(min_value=dt.datetime(1678, 1, 1),
+                                                     max_value=dt.datetime(2261, 12, 31))), max_size=25)
+
+
+def _assert_cells_match(frame: pd.DataFrame, types: dict[str, str]) -> None:
+    from trialkit.export import _csv_cell, _csv_column, _dumps, _json_column, _json_value, _typed
+
+    ds = make_dataset(frame, types=types)
+    for arrow in (False, True):  # both representations the writers see
+        typed = _typed(ds, arrow=arrow)
+        for col, kind in types.items():
+            cells = list(_typed(ds)[col])
+            assert _csv_column(typed[col], kind) == [_csv_cell(v, kind) for v in cells], (col, arrow)
+            assert _json_column(typed[col], kind) == [_dumps(_json_value(v, kind)) for v in cells], (col, arrow)
+
+
+@_CELLS
+@given(texts=_TEXTS)
+def test_text_cells_are_each_cells_own_text(texts: list) -> None:
+    _assert_cells_match(pd.DataFrame({"ARROW": pd.array(texts, dtype="str"), "PLAIN": pd.Series(texts, dtype=object)}),
+                        {"ARROW": "string", "PLAIN": "string"})
+
+
+@_CELLS
+@given(numbers=_FLOATS, integers=_INTS)
+def test_number_cells_are_each_cells_own_text(numbers: list, integers: list) -> None:
+    _assert_cells_match(pd.DataFrame({"NUM": pd.Series([np.nan if v is None else v for v in numbers],
+                                                       dtype="float64")}), {"NUM": "float"})
+    _assert_cells_match(pd.DataFrame({"INT": pd.array(integers, dtype="Int64"),
+                                      "FLAG": pd.array([None if v is None else v % 2 == 0 for v in integers],
+                                                       dtype="boolean")}), {"INT": "integer", "FLAG": "boolean"})
+
+
+@_CELLS
+@given(stamps=_STAMPS)
+def test_date_and_datetime_cells_are_each_cells_own_text(stamps: list) -> None:
+    times = pd.Series(pd.to_datetime(stamps), dtype="datetime64[ns]")
+    days = pd.Series([None if v is None else v.date() for v in stamps], dtype=object)
+    _assert_cells_match(pd.DataFrame({"STAMP": times, "DAY": times, "OBJDAY": days}),
+                        {"STAMP": "datetime", "DAY": "date", "OBJDAY": "date"})
+
+
+@pytest.mark.parametrize("fmt", ["csv", "datasetjson", "ndjson"])
+def test_text_formats_are_the_same_bytes_whatever_the_chunk_of_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    fmt: str) -> None:
+    """CSV and Dataset-JSON are encoded and hashed a chunk of rows at a time: the chunk's size
+    changes no byte, and the manifest's sha256 is that of the file on disk."""
+    one = write_output_set(_set(), tmp_path / "whole", [fmt])
+    monkeypatch.setattr(export, "_CHUNK_ROWS", 2)  # adsl has 3 rows: chunks of 2 and 1
+    two = write_output_set(_set(), tmp_path / "chunked", [fmt])
+    assert one == two
+    for name, entry in two["files"].items():
+        assert entry["sha256"] == _sha(tmp_path / "chunked" / name), name
+        assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "chunked" / name).read_bytes()
+    if fmt == "datasetjson":
+        assert len(json.loads((tmp_path / "chunked" / "adsl.json").read_text(encoding="utf-8"))["rows"]) == 3
+
+
+@pytest.mark.parametrize("fmt", ["xpt", "sav", "dta"])
+def test_dates_handed_to_pyreadstat_as_numbers_are_the_bytes_of_its_own_date_conversion(tmp_path: Path,
+                                                                                        fmt: str) -> None:
+    """trialkit gives pyreadstat each date as the number pyreadstat itself computes from a
+    ``datetime.date`` (days since the format's origin; seconds for SPSS), with the same format:
+    the file is byte for byte the one pyreadstat writes from the dates (after the timestamp fix)."""
+    days = [dt.date(2024, 2, 29), None, dt.date(1900, 1, 1), dt.date(1960, 1, 1), dt.date(1582, 10, 15)]
+    ids = ["a", "b", "c", "d", "e"]
+    ours = write_dataset(pd.DataFrame({"ID": ids, "DAY": days}), tmp_path, "adsl", [fmt],
+                         types={"DAY": "date"})[fmt].read_bytes()
+    own = pd.DataFrame({"ID": pd.Series(ids, dtype=object), "DAY": pd.Series(days, dtype=object)})
+    path = str(tmp_path / f"own.{fmt}")
+    labels = {"ID": "", "DAY": ""}
+    if fmt == "xpt":
+        pyreadstat.write_xport(own, path, file_label="", column_labels=labels, table_name="ADSL",
+                               file_format_version=5, variable_format={"DAY": "DATE9"})
+    elif fmt == "sav":
+        pyreadstat.write_sav(own, path, file_label="", column_labels=labels, variable_format={"DAY": "DATE11"})
+    else:
+        pyreadstat.write_dta(own, path, file_label="", column_labels=labels, version=14)
+    data = bytearray(Path(path).read_bytes())
+    {"xpt": export._fix_xpt, "sav": export._fix_sav, "dta": export._fix_dta}[fmt](data, export.DEFAULT_CREATED)
+    assert bytes(data) == ours
