@@ -339,12 +339,22 @@ class _Distinct:
     codes: np.ndarray
     values: list[Any]  # as iterating the typed column yields them: str, int, float, bool, date, Timestamp
 
-    def lookup(self, table: Iterable[Any], missing: Any, dtype: Any = object) -> np.ndarray:
-        """``table[i]`` (one entry per distinct value) for each row, ``missing`` where missing."""
+    def table(self, entries: Iterable[Any], missing: Any, dtype: Any = object) -> np.ndarray:
+        """``entries`` (one per distinct value) followed by ``missing``: indexed by ``codes``."""
         out = np.empty(len(self.values) + 1, dtype=dtype)
-        out[:-1] = list(table) if dtype is object else np.asarray(list(table), dtype=dtype)
+        out[:-1] = list(entries) if dtype is object else np.asarray(list(entries), dtype=dtype)
         out[-1] = missing
-        return out[self.codes]
+        return out
+
+    def lookup(self, entries: Iterable[Any], missing: Any, dtype: Any = object) -> np.ndarray:
+        """``entries[i]`` (one per distinct value) for each row, ``missing`` where missing."""
+        return self.table(entries, missing, dtype)[self.codes]
+
+    def rows(self, entries: Iterable[Any], missing: Any) -> Iterator[list[Any]]:
+        """:meth:`lookup` as lists of :data:`_CHUNK_ROWS` rows (the whole column never is one)."""
+        table = self.table(entries, missing)
+        for start in range(0, len(self.codes), _CHUNK_ROWS):
+            yield table[self.codes[start:start + _CHUNK_ROWS]].tolist()
 
 
 def _compute_distinct(series: pd.Series, kind: str) -> _Distinct:
@@ -354,13 +364,18 @@ def _compute_distinct(series: pd.Series, kind: str) -> _Distinct:
         # Keyed by the bits, so that 0.0 and -0.0 (equal, but written differently) stay apart.
         codes, bits = pd.factorize(numbers.view(np.int64))
         codes[~np.isfinite(numbers)] = -1
-        return _Distinct(codes, bits.view(np.float64).tolist())
+        return _Distinct(_small(codes), bits.view(np.float64).tolist())
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     if kind == "date" and isinstance(uniques, pd.DatetimeIndex):
         values = list(uniques.date)  # as _as_dates boxes them (the arrow representation keeps datetime64)
     else:
         values = list(uniques)
-    return _Distinct(np.asarray(codes), values)
+    return _Distinct(_small(np.asarray(codes)), values)
+
+
+def _small(codes: np.ndarray) -> np.ndarray:
+    """Codes as int32 (half the memory of a pooled column's codes, kept while a set is written)."""
+    return codes.astype(np.int32) if len(codes) and codes.max() < 2**31 - 1 else codes
 
 
 def _distinct(ds: Dataset, col: str) -> _Distinct:
@@ -881,9 +896,9 @@ def _csv_column(series: pd.Series, kind: str) -> list[str]:
 
 
 def _write_csv(ds: Dataset, name: str, target: Path, codebook: Path, digests: dict[str, str] | None = None) -> None:
-    columns = [_distinct(ds, col).lookup(_csv_texts(_distinct(ds, col), kind), "").tolist()
-               for col, kind in ds.types.items()]
-    rows = zip(*columns, strict=True) if columns else ([] for _ in range(len(ds.frame)))
+    chunks = [_distinct(ds, col).rows(_csv_texts(_distinct(ds, col), kind), "") for col, kind in ds.types.items()]
+    rows = (itertools.chain.from_iterable(zip(*columns, strict=True) for columns in zip(*chunks, strict=True))
+            if chunks else ([] for _ in range(len(ds.frame))))
     _write_csv_rows(target, list(ds.types), rows, digests)
     book = [[neutralise_formula(cell) for cell in row] for row in _codebook_rows(ds)]
     _write_csv_rows(codebook, ["column", "label", "type", "value_labels", "origin", "derivation"], book, digests)
@@ -1105,15 +1120,16 @@ def _json_column(series: pd.Series, kind: str) -> list[str]:
 def _json_texts(ds: Dataset, typed: pd.DataFrame | None = None) -> Iterator[str]:
     """Each row as its JSON array text: ``_dumps`` of the row's :func:`_json_value` list."""
     if typed is None:
-        columns = [_distinct(ds, col).lookup(_json_cells(_distinct(ds, col), kind), "null").tolist()
-                   for col, kind in ds.types.items()]
+        chunks = [_distinct(ds, col).rows(_json_cells(_distinct(ds, col), kind), "null")
+                  for col, kind in ds.types.items()]
     else:
-        columns = [_json_column(typed[col], kind) for col, kind in ds.types.items()]
-    if not columns:
+        chunks = [iter([_json_column(typed[col], kind)]) for col, kind in ds.types.items()]
+    if not chunks:
         yield from ("[]" for _ in range(len(ds.frame) if typed is None else len(typed)))
         return
-    for cells in zip(*columns, strict=True):
-        yield "[" + ",".join(cells) + "]"
+    for columns in zip(*chunks, strict=True):
+        for cells in zip(*columns, strict=True):
+            yield "[" + ",".join(cells) + "]"
 
 
 def _dumps(value: Any) -> str:
