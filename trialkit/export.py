@@ -139,6 +139,8 @@ class Dataset:
     # computed once per dataset while one set is written (write_output_set empties them after).
     _typed_frames: dict[Any, pd.DataFrame] = field(default_factory=dict, repr=False, compare=False)
     _columns: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    # Date columns of naive datetime64 known to hold midnights only (their type was inferred so).
+    _midnight: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
 
 def extension(fmt: str) -> str:
@@ -193,7 +195,11 @@ def make_dataset(
         # the metadata (codelists, derivations) on every column operation of the writers.
         frame = frame.copy(deep=False)
         frame.attrs = {}
-    return Dataset(frame, labels, value_labels, label or "", column_types(frame, pinned), meta)
+    types = column_types(frame, pinned)
+    # An inferred date column of datetime64 holds midnights only: _typed need not look again.
+    midnight = frozenset(c for c, kind in types.items() if kind == "date" and not pinned.get(c)
+                         and isinstance(frame[c].dtype, np.dtype) and frame[c].dtype.kind == "M")
+    return Dataset(frame, labels, value_labels, label or "", types, meta, _midnight=midnight)
 
 
 def column_types(frame: pd.DataFrame, pinned: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -311,7 +317,7 @@ def _compute_typed(ds: Dataset, *, arrow: bool = False) -> pd.DataFrame:
         if arrow and kind == "string" and isinstance(series.dtype, pd.StringDtype):
             out[col] = series
         elif arrow and kind == "date" and isinstance(series.dtype, np.dtype) and series.dtype.kind == "M":
-            out[col] = series if _at_midnight(series.to_numpy()) else series.dt.normalize()
+            out[col] = series if col in ds._midnight or _at_midnight(series.to_numpy()) else series.dt.normalize()
         elif kind == "string":
             out[col] = _as_text(series)
         elif kind == "integer":
