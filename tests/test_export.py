@@ -274,6 +274,18 @@ def test_xpt_non_ascii_refused_when_ascii_only() -> None:
         )
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "datasetjson", "dta"])
+def test_an_infinite_number_is_refused_in_every_format(tmp_path: Path, fmt: str) -> None:
+    """CSV and Dataset-JSON would write ±inf as a blank and Stata refuses it: never silently."""
+    frame = pd.DataFrame({"SUBJID": ["01-001", "01-002", "01-003"], "PCHG": [12.5, float("inf"), -float("inf")]})
+    with pytest.raises(ExportError, match=r"'PCHG': infinite values \(rows 2, 3\); no output format holds"):
+        write_dataset(frame, tmp_path / "out", "adeff", [fmt])
+    assert not (tmp_path / "out").exists()
+    finite = frame.assign(PCHG=[12.5, None, -3.0])
+    write_dataset(finite, tmp_path / "ok", "adeff", [fmt])
+    assert (tmp_path / "ok").is_dir()
+
+
 def test_xpt_every_violation_listed_and_nothing_written(tmp_path: Path) -> None:
     frame = pd.DataFrame({"LONGNAME9": ["a"], "AGE": [1], "TERM": ["z" * 201]})
     with pytest.raises(ExportError) as caught:

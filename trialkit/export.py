@@ -468,6 +468,21 @@ def _rows(mask: np.ndarray) -> str:
     )
 
 
+def check_finite(ds: Dataset) -> list[str]:
+    """Problems of a dataset in every format: an infinite number, which no format holds (CSV and
+    Dataset-JSON would write it as a blank, Stata refuses it), so it is never written silently."""
+    problems = []
+    for col, kind in ds.types.items():
+        if kind != "float":
+            continue
+        numbers = pd.to_numeric(ds.frame[col], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        infinite = np.isinf(numbers)
+        if infinite.any():
+            problems.append(f"variable {col!r}: infinite values ({_rows(infinite)}); no output format holds "
+                            "them: correct the derivation that divides by zero, or make them missing")
+    return problems
+
+
 def check_xpt(ds: Dataset, name: str, *, ascii_only: bool = False) -> list[str]:
     """Every reason ``ds`` cannot be SAS transport v5 without truncation (empty when it can)."""
     problems: list[str] = []
@@ -1217,6 +1232,9 @@ def _write_ds(
     """Write one dataset in each format; the sha256 of each file written is put in ``digests``."""
     if not name or "/" in name or "\\" in name or name.startswith("."):
         raise ExportError(f"Dataset name {name!r} cannot be a file name.")
+    infinite = check_finite(ds)
+    if infinite:
+        raise ExportError(f"Cannot write dataset {name!r} without losing information: " + "; ".join(infinite))
     checks = {
         "xpt": lambda: check_xpt(ds, name, ascii_only=ascii_only),
         "sav": lambda: check_sav(ds, name),
@@ -1535,6 +1553,7 @@ def _write_set(resolved: Mapping[str, Dataset], directory: Path, wanted: list[st
     # Check everything before writing anything: one error listing every problem in every dataset.
     problems = []
     for name, ds in resolved.items():
+        problems += [f"{name}: {p}" for p in check_finite(ds)]
         for fmt, check in (
             ("xpt", lambda d=ds, n=name: check_xpt(d, n, ascii_only=xpt_ascii_only)),
             ("sav", lambda d=ds, n=name: check_sav(d, n)),
