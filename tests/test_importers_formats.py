@@ -7,8 +7,10 @@ The files are generated here: ``.por`` with pyreadstat, xlsb/ods/BIFF5 with the 
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+import sys
 
 import pandas as pd
 import pyreadstat
@@ -69,16 +71,48 @@ def test_xlsb_named_xlsx_is_read_by_its_content(tmp_path, study):
     assert len(_errors(result)) == 2
 
 
-def test_xlsb_that_cannot_be_scanned_says_error_cells_are_unverified(tmp_path, study, monkeypatch):
+def test_xlsb_that_cannot_be_scanned_is_refused(tmp_path, study, monkeypatch):
+    """Unscanned, a sheet's size is unknown (and calamine allocates it whole): the file is not read."""
     def broken(*args, **kwargs):
         raise ScanError("a cell record is too short")
 
     monkeypatch.setattr(excel, "scan_xlsb_sheet", broken)
     path = write_xlsb(tmp_path / "site01.xlsb", {"DM": DM_ROWS})
     result = import_files([path], study, site="01")
-    (warning,) = _codes(result.report.findings, "IMP-ERRORS-UNVERIFIED")
-    assert warning.severity == Severity.WARNING and ".xlsx" in warning.message
-    assert len(result.forms["DM"].data) == 3
+    (error,) = _codes(result.report.findings, "IMP-ERRORS-UNVERIFIED")
+    assert error.severity == Severity.ERROR and error.file == str(path)
+    assert "a cell record is too short" in error.message and "save it as .xlsx" in error.message
+    assert result.forms == {}
+
+
+def test_a_crafted_xlsb_whose_sheet_is_damaged_is_refused_without_killing_the_process(tmp_path):
+    """Found by fuzzing: eight bytes changed in a sheet part made its row header too short for the
+    scan, and calamine then asked for 20 PB and aborted the process. Run in a child process, so that
+    a regression fails this test instead of killing the test run."""
+    import io
+    import random
+    import zipfile
+
+    from tests.test_fuzz import BASE_PARTS, _mutate
+
+    rnd = random.Random(288)  # the mutation the fuzzing found, made again from the generated workbook
+    kind = rnd.choice(sorted(BASE_PARTS))
+    parts, sheet_part = BASE_PARTS[kind]
+    changes = [(rnd.random(), rnd.randrange(256)) for _ in range(rnd.randint(1, 8))]
+    cut = None if rnd.random() < 0.5 else rnd.random()
+    assert kind == "xlsb"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in parts.items():
+            archive.writestr(name, _mutate(data, changes, cut) if name == sheet_part else data,
+                             compress_type=zipfile.ZIP_DEFLATED)
+    path = tmp_path / "site01.xlsb"
+    path.write_bytes(buffer.getvalue())
+    done = subprocess.run([sys.executable, "-m", "trialkit", "validate", str(path), "-f", "json"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1, done.stderr[-2000:]
+    codes = [f["code"] for f in json.loads(done.stdout)["findings"]]
+    assert "IMP-ERRORS-UNVERIFIED" in codes
 
 
 def test_ods_is_read_with_its_error_cells(tmp_path, study):

@@ -75,10 +75,11 @@ _ENGINE = (
        "An .xls in a format from before Excel 97 (Excel 2.x-4.0 worksheets, or an Excel 5.0/95 workbook that "
        "cannot be read).",
        "Open it in Excel or LibreOffice, save it as .xlsx and upload that."),
-    _c("IMP-ERRORS-UNVERIFIED", "Error cells could not be checked", "warning", "file", "import",
-       "The sheets of an xlsb or ods workbook could not be scanned for Excel error cells (#N/A, #DIV/0!); "
-       "such a cell would be read as an empty cell.",
-       "Save the workbook as .xlsx and upload that instead."),
+    _c("IMP-ERRORS-UNVERIFIED", "Sheets could not be checked", "error", "file", "import",
+       "The sheets of an xlsb or ods workbook could not be scanned (their structure is damaged): neither "
+       "their size nor their Excel error cells (#N/A, #DIV/0!) can be verified, and a damaged or crafted "
+       "sheet can make the reader claim all memory, so the file is not read.",
+       "Open it in Excel or LibreOffice, save it as .xlsx and upload that instead."),
     _c("IMP-CSV-NUL", "NUL byte in a text file", "error", "file", "import",
        "A line of a CSV/text file holds a NUL byte (character code 0): the file was damaged by an "
        "interrupted copy or transfer, or is not a text export. The finding names the line.",

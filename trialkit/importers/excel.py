@@ -104,6 +104,9 @@ def read_excel(path: str | Path, fmt: str, *, strict: bool = False, limits: Limi
             str(exc.args[0]), "Check that this is the intended workbook; open it in Excel, save it "
             "again and upload the new file."))
         return result
+    except _Unverified as exc:
+        result.fail("IMP-ERRORS-UNVERIFIED", str(exc))
+        return result
     except ScanLimit as exc:
         limit, measured, what = exc.args
         result.findings.append(limit_finding(path, _LIMIT_CODES[limit], limits, limit, measured, what,
@@ -339,8 +342,8 @@ def _scan_package(path: Path, fmt: str, limits: Limits, result: FileRead,
                   ) -> tuple[int, dict[str, list[tuple[int, int, str, str]]]]:
     """Date system and error cells of an xlsb or ods workbook; sheets over a limit raise ScanLimit.
 
-    A part that cannot be scanned leaves the error cells unverified: a warning says so and asks
-    for an xlsx (calamine reads an error cell as blank in every format).
+    A part that cannot be scanned raises ``_Unverified``: the workbook is refused (its size is
+    unknown, and calamine reads an error cell as blank in every format), asking for an xlsx.
     """
     budget = [limits.max_uncompressed_bytes]
     errors: dict[str, list[tuple[int, int, str, str]]] = {}
@@ -364,12 +367,17 @@ def _scan_package(path: Path, fmt: str, limits: Limits, result: FileRead,
                     if scan.errors:
                         errors[name] = scan.errors
         except ScanError as exc:
-            result.fail("IMP-ERRORS-UNVERIFIED", f"{path}: the {_FORMAT_NAMES[fmt]} sheets could not be checked "
-                        f"for Excel error cells ({exc}): an error cell (#N/A, #DIV/0!) would be read as an "
-                        "empty cell. Save the workbook as .xlsx and upload that instead",
-                        severity=Severity.WARNING)
-            return date_system, {}
+            # Unchecked, a sheet's size is unknown: calamine allocates it as one rectangle, and a crafted
+            # one aborts the process (an allocation failure is no exception). So it is not read.
+            raise _Unverified(f"{path}: the {_FORMAT_NAMES[fmt]} workbook's sheets are damaged ({exc}), so "
+                              "neither their size nor their Excel error cells (#N/A, #DIV/0!) can be checked, "
+                              "and the file is not read: open it in Excel or LibreOffice, save it as .xlsx "
+                              "and upload that instead") from None
     return date_system, errors
+
+
+class _Unverified(Exception):
+    """An xlsb or ods workbook whose sheets could not be scanned (the message says what to do)."""
 
 
 class _TooLarge(Exception):
