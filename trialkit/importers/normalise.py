@@ -433,6 +433,20 @@ def _known_site(study: Any, site: Any) -> Any:
     return study.sites.get(site) if isinstance(site, str) else None
 
 
+def _site_order_date(text: str, site: Any) -> tuple[dt.date, str] | None:
+    """A date typed ``DD/MM/YYYY`` or ``MM/DD/YYYY`` (any of ``/.-``) in its site's day/month order, and
+    the rule that logs it; None when the site (or its order) is unknown or the date impossible."""
+    match = _SITE_DATE.fullmatch(text)
+    order = site.date_order if match is not None and site is not None else None
+    if order not in ("DMY", "MDY"):
+        return None
+    day, month = (match[1], match[3]) if order == "DMY" else (match[3], match[1])
+    try:
+        return dt.date(int(match[4]), int(month), int(day)), f"date:{order}"
+    except ValueError:
+        return None
+
+
 def _clean_column(var: Any, native: pd.Series, study: Any, sites: pd.Series
                   ) -> tuple[pd.Series, pd.Series, list[tuple[str, np.ndarray]]] | None:
     """(text, typed value, logged rules) of a column's distinct values when every one converts by a
@@ -537,25 +551,16 @@ def _clean_column(var: Any, native: pd.Series, study: Any, sites: pd.Series
                 if v == "":
                     days.append(None)
                     continue
-                rule = None
                 if _ISO_DAY.fullmatch(v):
-                    year, month, day = v[:4], v[5:7], v[8:10]
-                else:
-                    match = _SITE_DATE.fullmatch(v)
-                    site = _known_site(study, site_of[i])
-                    order = site.date_order if match is not None and site is not None else None
-                    if order == "DMY":
-                        day, month, year = match[1], match[3], match[4]
-                    elif order == "MDY":
-                        month, day, year = match[1], match[3], match[4]
-                    else:
+                    try:
+                        when = dt.date(int(v[:4]), int(v[5:7]), int(v[8:10]))
+                    except ValueError:
                         return None
-                    rule = f"date:{order}"
-                try:
-                    when = dt.date(int(year), int(month), int(day))
-                except ValueError:
-                    return None
-                if rule is not None:
+                else:
+                    parsed = _site_order_date(v, _known_site(study, site_of[i]))
+                    if parsed is None:
+                        return None
+                    when, rule = parsed
                     rules.setdefault(rule, []).append(i)
             elif type(v) is dt.date:
                 when = v
@@ -589,20 +594,11 @@ def _clean_column(var: Any, native: pd.Series, study: Any, sites: pd.Series
                 typed.append(f"{match[2]}-{int(match[1]):02d}")
                 rules.setdefault("pdate:MM/YYYY", []).append(i)
                 continue
-            match = _SITE_DATE.fullmatch(v)
-            site = _known_site(study, site_of[i])
-            order = site.date_order if match is not None and site is not None else None
-            if order not in ("DMY", "MDY"):
+            parsed = _site_order_date(v, _known_site(study, site_of[i]))
+            if parsed is None or not _NS_FIRST_YEAR <= parsed[0].year <= _NS_LAST_YEAR:
                 return None
-            day, month = (match[1], match[3]) if order == "DMY" else (match[3], match[1])
-            try:
-                when = dt.date(int(match[4]), int(month), int(day))
-            except ValueError:
-                return None
-            if not _NS_FIRST_YEAR <= when.year <= _NS_LAST_YEAR:
-                return None
-            typed.append(when.isoformat())
-            rules.setdefault(f"date:{order}", []).append(i)
+            typed.append(parsed[0].isoformat())
+            rules.setdefault(parsed[1], []).append(i)
         # the full conversion logs MM/YYYY before the dates it parses in the site's order
         rules = dict(sorted(rules.items(), key=lambda item: item[0] != "pdate:MM/YYYY"))
         value = pd.Series(typed, dtype="object").astype("str")
