@@ -203,6 +203,7 @@ _ODS_TAG = re.compile(rb"<(/?)(?:[\w.-]+:)?(table-row|table-cell|covered-table-c
 _ODS_ATTR = re.compile(rb"([\w.:-]+)\s*=\s*[\"']([^\"']*)[\"']")
 _TEXT = re.compile(rb"<[^>]*>")
 _CELL_END = re.compile(rb"</(?:[\w.-]+:)?(?:covered-)?table-cell>")
+_ODS_END = re.compile(rb"</(?:[\w.-]+:)?document-content>\s*$")
 
 
 def _attrs(raw: bytes) -> dict[bytes, bytes]:
@@ -303,4 +304,8 @@ def scan_ods(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: list[int],
         state.feed(data[:cut])
         tail = data[cut:]
     state.feed(tail)
+    if not _ODS_END.search(tail[-4096:]):
+        # A document cut short: calamine's reader never returns from some of these (a 791-byte
+        # file cut inside a table hung it), so it must not see one.
+        raise ScanError("content.xml ends before its closing tag (the file is cut short)")
     return state.scans
