@@ -29,7 +29,6 @@ from typing import Any
 
 import pandas as pd
 import pandera.pandas as pa
-from pandera import extensions
 from pandera.typing import Series
 
 from trialkit.study.definition import Codelist, StudyDefinition, read_definition
@@ -53,11 +52,31 @@ PDATE_PATTERNS = {
 }
 
 
-@extensions.register_check_method(statistics=["places"])
 def max_decimals(values: pd.Series, *, places: int) -> pd.Series:
     """True where a number has at most ``places`` decimals (checked on the decimal text)."""
     scaled = values.astype(float) * (10**places)
     return (scaled - scaled.round()).abs() < 1e-6
+
+
+def decimals_check(places: int) -> pa.Check:
+    """The pandera check of ``var(..., decimals=places)``, named ``max_decimals``.
+
+    :func:`with_crf_checks` adds it to a form's schema. It is not registered as a ``Check`` method
+    (pandera's extension registry imports its data-generation strategies, and with them
+    ``hypothesis`` where it is installed: about 0.15 s on every command that loads a study).
+    """
+    return pa.Check(lambda values: max_decimals(values, places=places), name="max_decimals",
+                    statistics={"places": places}, error=f"max_decimals(places={places})")
+
+
+def with_crf_checks(schema: pa.DataFrameSchema) -> pa.DataFrameSchema:
+    """``schema`` (a form model's) with the checks that ``var`` keeps in its metadata: decimals."""
+    updates = {}
+    for name, column in schema.columns.items():
+        places = (column.metadata or {}).get("decimals")
+        if places is not None:
+            updates[name] = {"checks": [*column.checks, decimals_check(places)]}
+    return schema.update_columns(updates) if updates else schema
 
 
 def read_codelists(toml_path: str | Path) -> dict[str, Codelist]:
@@ -128,8 +147,7 @@ def var(
         checks["ge"] = min
     if max is not None:
         checks["le"] = max
-    if decimals is not None:
-        checks["max_decimals"] = {"places": decimals}
+    # decimals: a check added to the form's schema by with_crf_checks (see decimals_check)
     formats = tuple(pdate_formats)
     if type == "pdate":
         pattern = "|".join(PDATE_PATTERNS[f] for f in formats)

@@ -119,8 +119,10 @@ class Form:
 
     @cached_property
     def schema(self) -> Any:
-        """The pandera ``DataFrameSchema`` of the form."""
-        return self.model.to_schema()
+        """The pandera ``DataFrameSchema`` of the form, with the checks ``var`` keeps in metadata."""
+        from trialkit.crf import with_crf_checks
+
+        return with_crf_checks(self.model.to_schema())
 
 
 @dataclass(frozen=True)
