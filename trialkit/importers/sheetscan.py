@@ -289,8 +289,10 @@ def scan_ods(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: list[int],
              limits: Limits) -> dict[str, SheetScan]:
     """Error cells and extent of every table of an ods ``content.xml``; checks each against ``limits``."""
     state = _OdsState(limits)
+    checker = _WellFormed(info.filename)
     tail = b""
     for block in _blocks(archive, info, budget):
+        checker.feed(block)
         data = tail + block
         # Work on whole rows where possible: the text of an error cell follows its tag.
         cut = data.rfind(b"<table:table-row")
@@ -308,4 +310,37 @@ def scan_ods(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: list[int],
         # A document cut short: calamine's reader never returns from some of these (a 791-byte
         # file cut inside a table hung it), so it must not see one.
         raise ScanError("content.xml ends before its closing tag (the file is cut short)")
+    checker.close()
     return state.scans
+
+
+class _WellFormed:
+    """A streaming well-formedness check (expat) of an XML part. calamine's ods reader never returns
+    from some malformed documents (a table closed by a misspelt tag, ``</tyble:table>``), so it must
+    only see well-formed ones. A document type declaration is refused outright (the package
+    preflight refuses entities already)."""
+
+    def __init__(self, name: str) -> None:
+        from xml.parsers import expat
+
+        self.name = name
+        self.error = expat.ExpatError
+        self.parser = expat.ParserCreate()
+        self.parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+        self.parser.StartDoctypeDeclHandler = self._doctype
+
+    def _doctype(self, *args: object) -> None:
+        raise ScanError(f"{self.name} declares a document type")
+
+    def feed(self, block: bytes) -> None:
+        try:
+            self.parser.Parse(block, False)
+        except self.error as exc:
+            raise ScanError(f"{self.name} is not well-formed XML ({exc})") from None
+
+    def close(self) -> None:
+        self.feed(b"")
+        try:
+            self.parser.Parse(b"", True)
+        except self.error as exc:
+            raise ScanError(f"{self.name} is not well-formed XML ({exc})") from None
