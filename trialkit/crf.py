@@ -24,6 +24,7 @@ so pandera never coerces.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,7 @@ def decimals_check(places: int) -> pa.Check:
     (pandera's extension registry imports its data-generation strategies, and with them
     ``hypothesis`` where it is installed: about 0.15 s on every command that loads a study).
     """
-    return pa.Check(lambda values: max_decimals(values, places=places), name="max_decimals",
+    return pa.Check(partial(max_decimals, places=places), name="max_decimals",  # a partial pickles
                     statistics={"places": places}, error=f"max_decimals(places={places})")
 
 
