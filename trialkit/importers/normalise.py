@@ -218,8 +218,8 @@ def normalise_table(table: RawTable, form: Any, study: Any, ctx: Context) -> For
         censor: dict[str, pd.Series] = {}
         clean = _clean_column(var, native, study, distinct.sites) if FAST_PATH else None
         if clean is not None:
-            # Every distinct value converts (nothing to refuse) and is a code of its codelist, a number
-            # or a date: nothing that could be an identifier.
+            # Every distinct value converts (nothing to refuse). A code of its codelist, a number or a
+            # date cannot be an identifier; a text column without codelist is scanned as in the full path.
             text_raw_u, value_u, logged = clean
             reason_u = pd.Series(pd.NA, index=native.index, dtype="object")
             if logged:
