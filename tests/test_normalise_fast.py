@@ -171,3 +171,30 @@ def test_site_conventions_take_the_fast_path(tmp_path, study):
     assert np.isnan(result.forms["VS"].data.at[0, "HEIGHT"])
     rules = sorted(result.forms["VS"].changes["rule"])
     assert rules == ["date:DMY", "decimal-comma"]
+
+
+def test_a_value_typed_as_a_missing_code_takes_the_full_path(tmp_path, study, monkeypatch):
+    """A study may define a numeric missing-value code ("99"): a number typed as it is a code, which
+    only the full conversion records (reason, change log), so the fast path declines that column."""
+    import dataclasses
+
+    params = {**study.params, "missing_codes": {**study.missing_codes, "99": "Not done (site code)"}}
+    coded = dataclasses.replace(study, params=params)
+    rows = [{"SITEID": "07", "SUBJID": "07-001", "VISIT": "SCR", "VSDAT": "2024-03-17", "WEIGHT": 99.0,
+             "WEIGHTU": "kg", "SYSBP": 110.0, "YN": "N", "PDATE": "2020-03", "PDATE2": "", "SEX": "F"}]
+    path = _sheet(tmp_path / "coded.xlsx", rows)
+    seen = {}
+    real = normalise._clean_column
+
+    def spy(var, native, study_, sites):
+        result = real(var, native, study_, sites)
+        seen[var.name] = result is not None
+        return result
+
+    monkeypatch.setattr(normalise, "_clean_column", spy)
+    assert _same_import([path], coded, "07")
+    assert seen["WEIGHT"] is False and seen["SYSBP"] is True
+    monkeypatch.setattr(normalise, "_clean_column", real)
+    result = import_files([str(path)], coded, site="07")
+    assert np.isnan(result.forms["VS"].data.at[0, "WEIGHT"])
+    assert result.forms["VS"].reasons.at[0, "WEIGHT"] == "99"

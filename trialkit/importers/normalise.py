@@ -486,7 +486,7 @@ def _clean_column(var: Any, native: pd.Series, study: Any, sites: pd.Series
             if v == "":
                 typed.append(np.nan)
                 continue
-            if v.strip() != v or v.upper() in missing:
+            if v.strip() != v:
                 return None
             if codes is not None:
                 mapped = synonyms.get(v.casefold())
@@ -508,8 +508,6 @@ def _clean_column(var: Any, native: pd.Series, study: Any, sites: pd.Series
                 if v == "":
                     typed.append(np.nan)
                     continue
-                if v.upper() in missing:
-                    return None
                 if _NUMBER_TEXT.fullmatch(v):
                     numeric_text.append(i)
                     typed.append(v)
@@ -584,8 +582,6 @@ def _clean_column(var: Any, native: pd.Series, study: Any, sites: pd.Series
             if v == "":
                 typed.append(np.nan)
                 continue
-            if v.upper() in missing:
-                return None
             if _PDATE_CANON.fullmatch(v):
                 typed.append(v)
                 continue
@@ -604,6 +600,8 @@ def _clean_column(var: Any, native: pd.Series, study: Any, sites: pd.Series
         value = pd.Series(typed, dtype="object").astype("str")
     else:
         return None
+    if any(text.upper() in missing for text in texts if text):
+        return None  # a missing-value code as typed (a study may define "99"): the full path records it
     n = len(values)
     logged = []
     for rule, positions in rules.items():
