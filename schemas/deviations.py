@@ -336,13 +336,14 @@ def pd02_eligibility_contradicted(ctx: RuleContext) -> pd.DataFrame:
     il1 = set(classes.il1_blockers)
     washout = dict(ctx.study.protocol.washout_weeks)
     failed = pt[pt["PTREAS"].isin(FAILURE_REASONS)]
+    in_forms = set(dm["SUBJID"].dropna()) | set(mh["SUBJID"].dropna())
+    failed_on = {code: set(failed.loc[failed["PTTRT"].isin(drugs).fillna(False).astype(bool), "SUBJID"].dropna())
+                 for code, drugs in (("IN04", dmards), ("IN05", tnf))}
     for subject in sorted(day1):
-        if not (dm["SUBJID"] == subject).any() and not (mh["SUBJID"] == subject).any():
+        if subject not in in_forms:
             continue  # not a subject of this upload's DM/MH: the cross-form checks report that
-        for code, drugs, label in (("IN04", dmards, "conventional DMARD (methotrexate included)"),
-                                   ("IN05", tnf, "TNF inhibitor")):
-            ok = failed[(failed["SUBJID"] == subject) & failed["PTTRT"].isin(drugs)]
-            if ok.empty:
+        for code, label in (("IN04", "conventional DMARD (methotrexate included)"), ("IN05", "TNF inhibitor")):
+            if subject not in failed_on[code]:
                 add(subject, code, "IE", None, "IEORRES",
                     f"PT has no {label} stopped for {', '.join(FAILURE_REASONS)}",
                     f"{code} needs failure (inefficacy or intolerance) of >= 1 {label}")
@@ -644,7 +645,8 @@ def _w4_date(ctx: RuleContext, subject: str, visit: str) -> pd.Timestamp | None:
         if not ctx.has(form):
             continue
         frame = ctx.form(form)
-        dates = _dates(frame, column)[(frame["SUBJID"] == subject) & frame["VISIT"].eq(visit)].dropna()
+        every = ctx.memo(f"deviations:dates:{form}:{column}", lambda frame=frame, column=column: _dates(frame, column))
+        dates = every.loc[ctx.rows(form, SUBJID=subject, VISIT=visit)].dropna()
         if len(dates):
             return pd.Timestamp(dates.min())
     return None
@@ -705,21 +707,21 @@ def pd08_primary_not_assessable(ctx: RuleContext) -> pd.DataFrame:
             rows.append({**base, "_form": form, "_index": index, "_variable": variable,
                          "_keys": [visit.code, missing.split(" ")[0]], "MISSING": missing})
 
-        record = core[(core["SUBJID"] == subject) & core["VISIT"].eq(visit.code)]
+        record = ctx.rows("CORE", SUBJID=subject, VISIT=visit.code)
         if record.empty:
             add("CORE core-set record missing (PHGA, PAGA, joint examination)", "CORE")
         else:
-            index = record.index[0]
+            index = record[0]
             for variable in ("PHGA", "PAGA"):
-                if _missing(record.at[index, variable]):
+                if _missing(core.at[index, variable]):
                     add(f"{variable} missing", "CORE", index, variable)
-            if record.at[index, "JADONE"] != "Y":
+            if core.at[index, "JADONE"] != "Y":
                 add("JADONE: joint examination not done", "CORE", index, "JADONE")
-        record = chaq[(chaq["SUBJID"] == subject) & chaq["VISIT"].eq(visit.code)]
+        record = ctx.rows("CHAQ", SUBJID=subject, VISIT=visit.code)
         if record.empty:
             add("CHAQ questionnaire missing", "CHAQ")
         else:
-            index = record.index[0]
+            index = record[0]
             if chaq_di is None:  # every visit record of the form scored in one pass, when first needed
                 chaq_di = derivations.derive_chaq_di(chaq[chaq["VISIT"].eq(visit.code)])
             di = chaq_di
@@ -727,11 +729,11 @@ def pd08_primary_not_assessable(ctx: RuleContext) -> pd.DataFrame:
                 add(f"CHAQ disability index: {int(di.at[index, 'CHAQNDOM'])} of 8 domains answered "
                     "(at least 6 needed)", "CHAQ", index, None)
         for test in ("ESR", "CRP"):
-            record = lb[(lb["SUBJID"] == subject) & lb["VISIT"].eq(visit.code) & lb["LBTESTCD"].eq(test)]
+            record = ctx.rows("LB", SUBJID=subject, VISIT=visit.code, LBTESTCD=test)
             if record.empty:
                 add(f"{test} missing (no LB record)", "LB", None, "LBTESTCD")
-            elif record["LBORRES"].isna().all() and record["LBSTRESN"].isna().all():
-                add(f"{test} missing (no result)", "LB", record.index[0], "LBORRES")
+            elif lb.loc[record, "LBORRES"].isna().all() and lb.loc[record, "LBSTRESN"].isna().all():
+                add(f"{test} missing (no result)", "LB", record[0], "LBORRES")
         recorded = diary["NDIARY"].iloc[position]
         recorded = 0 if _missing(recorded) else int(recorded)
         if recorded < min_days:

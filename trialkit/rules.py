@@ -147,6 +147,42 @@ class RuleContext:
             self.cache[key] = compute()
         return self.cache[key]
 
+    def rows(self, code: str, **equal: Any) -> pd.Index:
+        """The index labels of form ``code``'s records whose columns equal the given values, in the
+        frame's order: ``ctx.rows("CORE", SUBJID=subject, VISIT="W4")`` selects what
+        ``core[(core.SUBJID == subject) & core.VISIT.eq("W4")]`` does (a missing value equals
+        nothing), from a grouping of the form by those columns made once per run and shared by every
+        rule — a per-subject loop then costs a dictionary look-up, not a scan of the form.
+
+        >>> import pandas as pd
+        >>> from types import SimpleNamespace
+        >>> ctx = RuleContext(study=SimpleNamespace(), forms={"VS": pd.DataFrame(
+        ...     {"SUBJID": ["01-001", "01-002", "01-001", None], "VISIT": ["D1", "D1", "W4", "W4"]})})
+        >>> list(ctx.rows("VS", SUBJID="01-001")), list(ctx.rows("VS", SUBJID="01-001", VISIT="W4"))
+        ([0, 2], [2])
+        >>> list(ctx.rows("VS", SUBJID="01-003")), list(ctx.rows("VS", SUBJID=None))
+        ([], [])
+        """
+        columns = tuple(sorted(equal))
+        if not columns:
+            raise TypeError("rows() needs at least one column=value")
+        frame = self.form(code)
+        groups = self.memo(f"rules:rows:{code}:{','.join(columns)}", lambda: _groups(frame, columns))
+        value = tuple(equal[c] for c in columns)
+        try:
+            positions = groups.get(value if len(columns) > 1 else value[0])
+        except TypeError:  # an unhashable value equals no cell
+            positions = None
+        return frame.index[positions] if positions is not None else frame.index[:0]
+
+
+def _groups(frame: pd.DataFrame, columns: tuple[str, ...]) -> dict[Any, Any]:
+    """``{value (a tuple for several columns): row positions}`` of the rows with no missing key."""
+    if frame.empty:
+        return {}
+    keys = list(columns) if len(columns) > 1 else columns[0]
+    return frame.groupby(keys, sort=False, dropna=True, observed=True).indices
+
 
 def run_rules(
     study: Study,

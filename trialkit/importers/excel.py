@@ -149,6 +149,7 @@ def read_excel(path: str | Path, fmt: str, *, strict: bool = False, limits: Limi
                     # calamine holds the cells; rows of Python lists from A1 would be far larger.
                     check_extent(meta.name, SheetScan(rows=end[0] + 1, columns=end[1] + 1), limits)
                 rows = sheet.to_python(skip_empty_area=False)
+                del sheet  # calamine's cells (about as large again as the rows) go before the frames are made
             except ScanLimit as exc:
                 limit, measured, what = exc.args
                 result.findings.append(limit_finding(path, _LIMIT_CODES[limit], limits, limit, measured, what,
