@@ -149,18 +149,18 @@ class RuleContext:
 
     def rows(self, code: str, **equal: Any) -> pd.Index:
         """The index labels of form ``code``'s records whose columns equal the given values, in the
-        frame's order: ``ctx.rows("CORE", SUBJID=subject, VISIT="W4")`` selects what
-        ``core[(core.SUBJID == subject) & core.VISIT.eq("W4")]`` does (a missing value equals
+        frame's order: ``ctx.rows("EXAM", SUBJID=subject, VISIT="V2")`` selects what
+        ``exam[(exam.SUBJID == subject) & exam.VISIT.eq("V2")]`` does (a missing value equals
         nothing), from a grouping of the form by those columns made once per run and shared by every
         rule — a per-subject loop then costs a dictionary look-up, not a scan of the form.
 
         >>> import pandas as pd
         >>> from types import SimpleNamespace
-        >>> ctx = RuleContext(study=SimpleNamespace(), forms={"VS": pd.DataFrame(
-        ...     {"SUBJID": ["01-001", "01-002", "01-001", None], "VISIT": ["D1", "D1", "W4", "W4"]})})
-        >>> list(ctx.rows("VS", SUBJID="01-001")), list(ctx.rows("VS", SUBJID="01-001", VISIT="W4"))
+        >>> ctx = RuleContext(study=SimpleNamespace(), forms={"EXAM": pd.DataFrame(
+        ...     {"SUBJID": ["01-001", "01-002", "01-001", None], "VISIT": ["V1", "V1", "V2", "V2"]})})
+        >>> list(ctx.rows("EXAM", SUBJID="01-001")), list(ctx.rows("EXAM", SUBJID="01-001", VISIT="V2"))
         ([0, 2], [2])
-        >>> list(ctx.rows("VS", SUBJID="01-003")), list(ctx.rows("VS", SUBJID=None))
+        >>> list(ctx.rows("EXAM", SUBJID="01-003")), list(ctx.rows("EXAM", SUBJID=None))
         ([], [])
         """
         columns = tuple(sorted(equal))
