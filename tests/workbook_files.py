@@ -9,7 +9,10 @@ reads: cells are text (``str``), numbers (``float``) or Excel errors (:class:`Er
 - :func:`write_ods` — OpenDocument: ``mimetype`` first and stored, ``content.xml`` with
   ``table:table``/``table-row``/``table-cell``; an :class:`Err` is the ``calcext:value-type="error"``
   cell LibreOffice writes for a failed formula. ``extra_rows`` appends raw row XML (repeats).
-- :func:`write_biff5` — an OLE2 compound file holding a BIFF5 ``Book`` stream (Excel 5.0/95).
+- :func:`biff5_stream` / :func:`biff8_stream` and :func:`write_cfb` — an OLE2 compound file holding a
+  BIFF5 ``Book`` stream (Excel 5.0/95) or a BIFF8 ``Workbook`` stream (Excel 97-2003); an
+  :class:`Err` is a ``BOOLERR`` record, or a ``FORMULA`` record whose cached result is the error with
+  ``formula=True``.
 """
 
 from __future__ import annotations
@@ -191,6 +194,54 @@ def biff5_stream(name: str, rows: list[list[object]]) -> bytes:
                 sheet.append(_biff(0x0204, struct.pack("<HHHH", r, c, 0x0F, len(text)) + text))
     sheet.append(_biff(0x000A))
     return globals_part(head) + b"".join(sheet)
+
+
+def _biff_cells(r: int, c: int, value: object) -> bytes:
+    if isinstance(value, Err):
+        code = ERROR_CODES[value.text]
+        if value.formula:  # FORMULA: cached result type 2 (error), then an NA() token (ptgFunc 0x21, iftab 10)
+            result = struct.pack("<BBBBHH", 2, 0, code, 0, 0, 0xFFFF)
+            return _biff(0x0006, struct.pack("<HHH", r, c, 0x0F) + result + struct.pack("<HIH", 0, 0, 3)
+                         + bytes([0x21, 0x0A, 0x00]))
+        return _biff(0x0205, struct.pack("<HHHBB", r, c, 0x0F, code, 1))
+    if isinstance(value, (int, float)):
+        return _biff(0x0203, struct.pack("<HHHd", r, c, 0x0F, float(value)))
+    if value in (None, ""):
+        return b""
+    text = str(value)
+    return _biff(0x0204, struct.pack("<HHHHB", r, c, 0x0F, len(text), 1) + text.encode("utf-16-le"))
+
+
+def biff8_stream(sheets: dict[str, list[list[object]]], *, date1904: bool = False, encrypted: bool = False,
+                 chart_in: str | None = None) -> bytes:
+    """A BIFF8 workbook stream: globals (BOF, FILEPASS with ``encrypted``, DATEMODE, one BOUNDSHEET
+    per sheet, EOF), then each worksheet (BOF, DIMENSIONS, its cells, EOF). ``chart_in`` names a
+    sheet that gets a chart substream (BOF ... EOF) embedded before its cells."""
+    def globals_part(offsets: list[int]) -> bytes:
+        out = [_biff(0x0809, struct.pack("<HHHHII", 0x0600, 0x0005, 0x0DBB, 0x07CC, 0, 0x0106))]
+        if encrypted:
+            out.append(_biff(0x002F, b"\x01\x00" + b"\x00" * 52))
+        out.append(_biff(0x0022, struct.pack("<H", 1 if date1904 else 0)))
+        for offset, name in zip(offsets, sheets, strict=True):
+            out.append(_biff(0x0085, struct.pack("<IBBBB", offset, 0, 0, len(name), 1) + name.encode("utf-16-le")))
+        out.append(_biff(0x000A))
+        return b"".join(out)
+
+    bodies = []
+    for name, rows in sheets.items():
+        part = [_biff(0x0809, struct.pack("<HHHHII", 0x0600, 0x0010, 0x0DBB, 0x07CC, 0, 0x0106)),
+                _biff(0x0200, struct.pack("<IIHHH", 0, len(rows), 0, max((len(r) for r in rows), default=0), 0))]
+        if name == chart_in:
+            part += [_biff(0x0809, struct.pack("<HHHHII", 0x0600, 0x0020, 0x0DBB, 0x07CC, 0, 0x0106)),
+                     _biff(0x000A)]
+        part += [_biff_cells(r, c, value) for r, row in enumerate(rows) for c, value in enumerate(row)]
+        part.append(_biff(0x000A))
+        bodies.append(b"".join(part))
+    offsets, position = [], len(globals_part([0] * len(sheets)))
+    for body in bodies:
+        offsets.append(position)
+        position += len(body)
+    return globals_part(offsets) + b"".join(bodies)
 
 
 def write_cfb(path: Path, stream_name: str, data: bytes) -> Path:

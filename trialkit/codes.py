@@ -76,7 +76,7 @@ _ENGINE = (
        "cannot be read).",
        "Open it in Excel or LibreOffice, save it as .xlsx and upload that."),
     _c("IMP-ERRORS-UNVERIFIED", "Sheets could not be checked", "error", "file", "import",
-       "The sheets of an xlsb or ods workbook could not be scanned (their structure is damaged): neither "
+       "The sheets of an xlsb, ods or xls workbook could not be scanned (their structure is damaged): neither "
        "their size nor their Excel error cells (#N/A, #DIV/0!) can be verified, and a damaged or crafted "
        "sheet can make the reader claim all memory, so the file is not read.",
        "Open it in Excel or LibreOffice, save it as .xlsx and upload that instead."),
@@ -166,6 +166,10 @@ _ENGINE = (
     _c("IMP-EXCEL-ERROR", "Excel error cell", "error", "type", "import",
        "A cell holds an Excel error (#N/A, #VALUE!, #REF! …): a formula failed, and the value is lost.",
        "Type the value itself in the cell."),
+    _c("IMP-FORMULA-UNCALCULATED", "Formula never calculated", "error", "type", "import",
+       "A cell holds a formula but no result: the workbook was written by a program and never saved in "
+       "Excel or LibreOffice, so the value is unknown (a reader would see a blank).",
+       "Open the workbook in Excel or LibreOffice, save it and upload it again, or type the value itself."),
     _c("IMP-TEMPLATE-STAMP", "Not a trialkit template", "warning", "structure", "import",
        "The workbook has no trialkit version stamp (sheet _trialkit).",
        "Use the current upload template (trialkit template --site SS)."),

@@ -83,6 +83,32 @@ class Detected:
     detail: str = ""  # e.g. the HTML title, the OLE2 streams seen
 
 
+#: The text of an error cell that holds a formula never calculated (``"=NA()"``; ``"="`` alone when the
+#: cell shares another cell's formula): see :func:`error_cell`.
+UNCALCULATED_PREFIX = "="
+
+
+def error_cell(text: str) -> tuple[str, str, str]:
+    """``(finding code, what the cell holds, remedy)`` for an entry of :attr:`RawTable.errors`.
+
+    An Excel error (``#N/A``, ``#DIV/0!``) is ``IMP-EXCEL-ERROR``: a formula failed. A text starting
+    with ``=`` is a formula with no result stored (``IMP-FORMULA-UNCALCULATED``): the workbook was
+    written by a program and never saved by Excel or LibreOffice, so its value is unknown — not missing.
+
+    >>> error_cell("#N/A")[:2]
+    ('IMP-EXCEL-ERROR', 'holds the Excel error #N/A: a formula failed')
+    >>> error_cell("=B2*2")[0]
+    'IMP-FORMULA-UNCALCULATED'
+    """
+    if text.startswith(UNCALCULATED_PREFIX):
+        formula = f" {text}" if len(text) > len(UNCALCULATED_PREFIX) else ""
+        return ("IMP-FORMULA-UNCALCULATED",
+                f"holds a formula{formula} whose result was never calculated (the workbook was written by a "
+                "program and not saved in Excel or LibreOffice), so its value is unknown",
+                "open the workbook in Excel or LibreOffice, save it and upload it again, or type the value itself")
+    return "IMP-EXCEL-ERROR", f"holds the Excel error {text}: a formula failed", "type the value itself"
+
+
 @dataclass
 class RawTable:
     """One sheet or dataset as read, before it is matched to a form.
@@ -91,7 +117,8 @@ class RawTable:
     ``date``/``datetime``, or "" for an empty cell) with the header names as columns and, as index,
     the row number the site sees (spreadsheet row; 1-based record number for a dataset; line number
     for CSV). ``labels`` and ``types`` run parallel to ``columns``. ``errors`` lists Excel error
-    cells as ``(row, column_name, cell_ref, error_text)``. ``blank_columns`` names the columns whose
+    cells as ``(row, column_name, cell_ref, error_text)`` (and formulas never calculated, whose text
+    starts with ``=``: :func:`error_cell`). ``blank_columns`` names the columns whose
     header cell was blank (named by their column letter); ``notes`` holds the non-empty rows above
     the header that were not read as data (``(row, cell texts)``), so that a privacy check still
     sees them.

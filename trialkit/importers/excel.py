@@ -2,8 +2,10 @@
 
 calamine returns ``''`` for an error cell (``#N/A``, ``#DIV/0!``), exactly as for an empty one
 (``LIBRARIES.md``). A ``#N/A`` that became a blank would be a silently lost value, so for xlsx/xlsm
-the worksheet XML parts are scanned for cells of type ``e`` and each becomes an entry of
-:attr:`RawTable.errors` with its row, column and cell reference. The scan is bounded (the
+the worksheet XML parts are scanned for cells of type ``e`` — and for cells holding a formula
+without its result, which calamine reads as blanks too — and each becomes an entry of
+:attr:`RawTable.errors` with its row, column and cell reference (xlsb, ods and xls workbooks are
+scanned by :mod:`trialkit.importers.sheetscan`). The scan is bounded (the
 uncompressed size is checked in the zip directory first), streams the part in blocks, and never
 parses XML with entities: a cheap byte search finds candidate cells, and only the cell tags are
 looked at. The workbook's date system (1900 or 1904) is read from ``workbookPr``.
@@ -26,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from trialkit.findings import Severity
-from trialkit.importers.detect import FileRead, RawTable
+from trialkit.importers.detect import UNCALCULATED_PREFIX, FileRead, RawTable
 from trialkit.importers.header import cell_text, find_header, header_names, is_blank, offset_finding
 from trialkit.importers.limits import (
     Limits,
@@ -42,8 +44,11 @@ from trialkit.importers.sheetscan import (
     ScanError,
     ScanLimit,
     SheetScan,
+    XlsEncrypted,
+    XlsScan,
     check_extent,
     scan_ods,
+    scan_xls,
     scan_xlsb_sheet,
     xlsb_sheets,
 )
@@ -58,6 +63,14 @@ STAMP_SHEET = "_trialkit"
 _ERROR_TAG = re.compile(rb"<(?:\w+:)?c\s[^>]*?\bt\s*=\s*[\"']e[\"'][^>]*>")
 _REF = re.compile(rb"\br\s*=\s*[\"']([A-Z]+)(\d+)[\"']")
 _VALUE = re.compile(rb"<(?:\w+:)?v>([^<]*)</(?:\w+:)?v>")
+#: A cell that holds a formula and no result: no cached value (``<v>``), or an empty one where the
+#: result is not text (``t="str"`` with ``<v></v>`` is a formula that gave ""). calamine reads a blank;
+#: a workbook written by a program (openpyxl, a site system's export) and never opened and saved in
+#: Excel or LibreOffice has them: the value is unknown, not missing.
+_UNCALCULATED = re.compile(rb"<(?:\w+:)?c\s([^>]*?)(?<!/)>\s*<(?:\w+:)?f\b[^>]*?(?:/>|>([^<]*)</(?:\w+:)?f>)"
+                           rb"\s*(<(?:\w+:)?v\s*/>|<(?:\w+:)?v>\s*</(?:\w+:)?v>)?\s*</(?:\w+:)?c>")
+_TEXT_RESULT = re.compile(rb"\bt\s*=\s*[\"']str[\"']")
+
 _SHEET_TAG = re.compile(rb"<(?:\w+:)?sheet\s[^>]*>")
 _REL_TAG = re.compile(rb"<(?:\w+:)?Relationship\s[^>]*>")
 _ATTR = re.compile(rb"([\w:]+)\s*=\s*[\"']([^\"']*)[\"']")
@@ -98,6 +111,18 @@ def read_excel(path: str | Path, fmt: str, *, strict: bool = False, limits: Limi
             result.date_system, error_cells = _scan_ooxml(Path(path), limits, runs, comments)
         elif fmt in ("xlsb", "ods"):
             result.date_system, error_cells = _scan_package(Path(path), fmt, limits, result)
+        elif fmt == "xls":
+            try:
+                xls = _scan_xls(Path(path), biff, limits)
+            except _Unverified as exc:
+                if biff != "BIFF5":
+                    raise
+                result.fail("IMP-XLS-OLD", _biff5_message(path, exc.args[1]))
+                return result
+            if xls is None:
+                result.fail("IMP-FILE-PASSWORD", _PASSWORD_MESSAGE.format(path=path))
+                return result
+            result.date_system = xls.date_system
     except _TooLarge as exc:
         result.findings.append(limit_finding(
             path, "IMP-LIMIT-UNCOMPRESSED", limits, "max_uncompressed_bytes", exc.args[1],
@@ -105,7 +130,7 @@ def read_excel(path: str | Path, fmt: str, *, strict: bool = False, limits: Limi
             "again and upload the new file."))
         return result
     except _Unverified as exc:
-        result.fail("IMP-ERRORS-UNVERIFIED", str(exc))
+        result.fail("IMP-ERRORS-UNVERIFIED", exc.args[0])
         return result
     except ScanLimit as exc:
         limit, measured, what = exc.args
@@ -119,21 +144,20 @@ def read_excel(path: str | Path, fmt: str, *, strict: bool = False, limits: Limi
     try:
         workbook = open_workbook(Path(path), fmt)
     except pc.PasswordError:
-        result.fail("IMP-FILE-PASSWORD", f"{path}: password protected: remove the password in Excel "
-                    "(File > Info > Protect Workbook) and upload again")
+        result.fail("IMP-FILE-PASSWORD", _PASSWORD_MESSAGE.format(path=path))
         return result
     except CALAMINE_FAILURES as exc:  # calamine raises several error types (and panics) for damaged files
         if isinstance(exc, _INTERRUPTS):
             raise
         if biff == "BIFF5":
-            result.fail("IMP-XLS-OLD", f"{path}: an Excel 5.0/95 workbook (BIFF5), an .xls format from before "
-                        f"Excel 97, that cannot be read ({type(exc).__name__}: {exc}); open it in Excel or "
-                        "LibreOffice, save it as .xlsx and upload that")
+            result.fail("IMP-XLS-OLD", _biff5_message(path, f"{type(exc).__name__}: {exc}"))
             return result
         result.fail("IMP-FILE-CORRUPT", f"{path}: the {_FORMAT_NAMES.get(fmt, fmt)} workbook cannot be read "
                     f"({type(exc).__name__}: {exc}); open it in Excel or LibreOffice, save it again as .xlsx "
                     "and upload the new file")
         return result
+    if fmt == "xls":
+        error_cells = _xls_errors(xls, [meta.name for meta in workbook.sheets_metadata])
     with workbook:
         cells = 0
         for meta in workbook.sheets_metadata:
@@ -377,6 +401,58 @@ def _scan_package(path: Path, fmt: str, limits: Limits, result: FileRead,
     return date_system, errors
 
 
+_PASSWORD_MESSAGE = ("{path}: password protected: remove the password in Excel (File > Info > Protect Workbook) "
+                     "and upload again")
+
+
+def _biff5_message(path: str | Path, detail: str) -> str:
+    return (f"{path}: an Excel 5.0/95 workbook (BIFF5), an .xls format from before Excel 97, that cannot be read "
+            f"({detail}); open it in Excel or LibreOffice, save it as .xlsx and upload that")
+
+
+def _scan_xls(path: Path, biff: str | None, limits: Limits) -> XlsScan | None:
+    """The error cells of an xls workbook (None when it is encrypted); ``_Unverified`` when its
+    compound file or workbook stream cannot be read, as for a damaged xlsb or ods."""
+    import olefile
+
+    stream_name = "Book" if biff == "BIFF5" else "Workbook"
+    try:
+        with olefile.OleFileIO(str(path)) as ole:
+            if not ole.exists(stream_name):
+                raise ScanError(f"no {stream_name} stream")
+            stream = ole.openstream(stream_name).read()
+        scan = scan_xls(stream, biff8=biff != "BIFF5")
+    except XlsEncrypted:
+        return None
+    except Exception as exc:  # a damaged or crafted compound file: olefile raises many kinds
+        detail = str(exc) if isinstance(exc, ScanError) else f"{type(exc).__name__}: {exc}"
+        raise _Unverified(f"{path}: the Excel 97-2003 (xls) workbook is damaged ({detail}), so its Excel error "
+                          "cells (#N/A, #DIV/0!) cannot be checked and the file is not read: open it in Excel or "
+                          "LibreOffice, save it as .xlsx and upload that instead", detail) from None
+    for name, sheet in scan.sheets:
+        # calamine reserves the cells a DIMENSIONS record claims, then allocates the sheet from A1 to
+        # its farthest cell: a crafted record or cell makes it claim all memory (an abort, no error)
+        rows, columns = sheet.claimed_rows, sheet.claimed_columns
+        for limit, measured in (("max_columns", columns), ("max_rows", rows), ("max_cells", rows * columns)):
+            if measured > getattr(limits, limit):
+                raise ScanLimit(limit, measured, f"sheet {name!r} declares {rows:,} rows x {columns:,} columns = "
+                                f"{rows * columns:,} cells (its DIMENSIONS record)")
+        check_extent(name, sheet, limits)
+    return scan
+
+
+def _xls_errors(scan: XlsScan, names: list[str]) -> dict[str, list[tuple[int, int, str, str]]]:
+    """The scanned error cells keyed by calamine's sheet names (the workbook's order; by name when
+    calamine lists another number of sheets)."""
+    errors: dict[str, list[tuple[int, int, str, str]]] = {}
+    for position, (name, found) in enumerate(scan.sheets):
+        if not found.errors:
+            continue
+        key = names[position] if len(names) == len(scan.sheets) else name
+        errors[key] = found.errors
+    return errors
+
+
 class _Unverified(Exception):
     """An xlsb or ods workbook whose sheets could not be scanned (the message says what to do)."""
 
@@ -607,6 +683,20 @@ def _exact_extent(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: list[
     return extent
 
 
+def _uncalculated(data: bytes) -> list[tuple[int, int, str, str]]:
+    """Cells of ``data`` holding a formula without its result: ``(row, column, ref, "=FORMULA")``
+    (``"="`` alone for a shared formula's cell, which does not repeat the formula)."""
+    found = []
+    for match in _UNCALCULATED.finditer(data):
+        ref = _REF.search(match.group(1))
+        if ref is None or (match.group(3) and _TEXT_RESULT.search(match.group(1))):
+            continue
+        formula = _unescape((match.group(2) or b"").decode("utf-8", "replace")).strip()
+        found.append((int(ref.group(2)), _col_index(ref.group(1)), (ref.group(1) + ref.group(2)).decode(),
+                      UNCALCULATED_PREFIX + formula[:200]))
+    return found
+
+
 def _scan_errors(archive: zipfile.ZipFile, info: zipfile.ZipInfo, runs: TextRuns | None = None,
                  budget: list[int] | None = None, extent: _Extent | None = None) -> list[tuple[int, int, str, str]]:
     """Error cells of one worksheet part, streamed in blocks (a cell never spans > 64 KiB).
@@ -635,6 +725,8 @@ def _scan_errors(archive: zipfile.ZipFile, info: zipfile.ZipInfo, runs: TextRuns
                 quote = b"'" if b"='" in data[:65536] and b'="' not in data[:65536] else b'"'
             if extent is not None and not extent.exact:
                 _odd_tags(data, extent)
+            if b"<f" in data or b":f" in data:
+                found += _uncalculated(data)
             if quote + b"e" + quote not in data:
                 tail = data[-65536:]
                 continue

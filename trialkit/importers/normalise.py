@@ -41,7 +41,7 @@ import pandas as pd
 
 from trialkit.findings import Category, Finding, Severity
 from trialkit.importers.base import CHANGE_COLUMNS, LINEAGE_COLUMNS, FormData
-from trialkit.importers.detect import RawTable
+from trialkit.importers.detect import RawTable, error_cell
 from trialkit.importers.header import header_key
 from trialkit.privacy import column_finding, is_free_text, scan_values
 
@@ -249,10 +249,11 @@ def normalise_table(table: RawTable, form: Any, study: Any, ctx: Context) -> For
                 value.iat[pos] = pd.NA if var.type in ("char", "pdate", "yn", "int") else value.iat[pos]
                 if var.type in ("num", "date"):
                     value.iat[pos] = np.nan if var.type == "num" else pd.NaT
+            problem, what, remedy = error_cell(text)
             ctx.findings.append(Finding(
-                code="IMP-EXCEL-ERROR", severity=Severity.ERROR, category=Category.TYPE,
-                message=f"cell {ref} ({var.name}) holds the Excel error {text}: a formula failed; type the "
-                        "value itself (or ND/NK/NA)", variable=var.name, value=text, expected=EXPECTED[var.type],
+                code=problem, severity=Severity.ERROR, category=Category.TYPE,
+                message=f"cell {ref} ({var.name}) {what}; {remedy} (or ND/NK/NA)", variable=var.name, value=text,
+                expected=EXPECTED[var.type],
                 row=row, site=_at(sites, pos), subject=_at(subjects, pos), **where))
         if var.name in missing_masks:
             mask = missing_masks[var.name]

@@ -36,6 +36,7 @@ from trialkit.importers.detect import (
     FileRead,
     RawTable,
     detect,
+    error_cell,
 )
 from trialkit.importers.exports import RunPlan, TablePlan, plan_run
 from trialkit.importers.header import header_key, known_headers
@@ -350,11 +351,11 @@ def import_files(paths: list[str | Path], study: Any, *, site: str | None = None
                                 f"{study.id} (forms: {', '.join(study.forms)}); name it by the form code "
                                 "or pass --form"))
                 for row, column, ref, text in table.errors:
+                    problem, what, remedy = error_cell(text)
                     findings.append(Finding(
-                        code="IMP-EXCEL-ERROR", severity=Severity.ERROR, category=Category.TYPE,
-                        message=f"cell {ref} holds the Excel error {text}: a formula failed; type the value "
-                                "itself", value=text, file=str(path), sheet=table.name, row=row,
-                        variable=column))
+                        code=problem, severity=Severity.ERROR, category=Category.TYPE,
+                        message=f"cell {ref} {what}; {remedy}", value=text, file=str(path), sheet=table.name,
+                        row=row, variable=column))
                 findings.extend(_bad_date_findings(table, path, set()))
                 findings.extend(_identifier_findings(table, path, list(table.columns), None, secrets))
                 continue
@@ -371,9 +372,10 @@ def import_files(paths: list[str | Path], study: Any, *, site: str | None = None
             findings.extend(ctx.findings)
             for row, column, ref, text in table.errors:
                 if column not in mapping:
+                    problem, what, _ = error_cell(text)
                     findings.append(Finding(
-                        code="IMP-EXCEL-ERROR", severity=Severity.ERROR, category=Category.TYPE,
-                        message=f"cell {ref} (column {column!r}, not imported) holds the Excel error {text}",
+                        code=problem, severity=Severity.ERROR, category=Category.TYPE,
+                        message=f"cell {ref} (column {column!r}, not imported) {what}",
                         value=text, file=str(path), sheet=table.name, row=row, form=code))
             findings.extend(_bad_date_findings(table, path, set(mapping), code))
             unknown = [column for column in table.columns if column not in mapping]
@@ -450,9 +452,10 @@ def _read_mapped(planned: TablePlan, info: dict[str, Any], table: RawTable, path
     findings.extend(_bad_date_findings(source, path, set(source.columns) - set(unread)))
     for row, column, ref, text in source.errors:
         if column in unread:
+            problem, what, _ = error_cell(text)
             findings.append(Finding(
-                code="IMP-EXCEL-ERROR", severity=Severity.ERROR, category=Category.TYPE,
-                message=f"cell {ref} (column {column!r}, not imported) holds the Excel error {text}",
+                code=problem, severity=Severity.ERROR, category=Category.TYPE,
+                message=f"cell {ref} (column {column!r}, not imported) {what}",
                 value=text, file=str(path), sheet=source.name, row=row))
     for applied in planned.outputs:
         if applied.table is None:

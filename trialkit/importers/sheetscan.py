@@ -1,4 +1,4 @@
-"""Streaming scans of xlsb and ods workbooks before calamine reads them: error cells and used ranges.
+"""Scans of xlsb, ods and xls workbooks before calamine reads them: error cells and used ranges.
 
 python-calamine returns ``""`` for an Excel error cell in every format (its ``#N/A`` is a blank),
 and it allocates a sheet as one rectangle from A1 to its last cell. So, as for xlsx
@@ -16,7 +16,12 @@ ods ``content.xml`` is scanned with a tag pattern (no XML parser, no entities): 
 ``table:table-row`` (``number-rows-repeated``) and ``table:table-cell`` (``number-columns-repeated``,
 ``office:value-type``, ``calcext:value-type="error"`` with the error text in ``text:p``).
 
-Both raise :class:`ScanLimit` when a part inflates past the byte budget or a sheet's extent is
+xls (BIFF8, and BIFF5) workbook streams are sequences of records (type and size, 2 bytes each): the
+globals list the sheets (``BOUNDSHEET``: offset and name) and the date system; a sheet's
+``BOOLERR`` records holding an error and its ``FORMULA`` records whose cached result is an error
+are its error cells (:func:`scan_xls`; the compound file around the stream is read with olefile).
+
+The xlsb and ods scans raise :class:`ScanLimit` when a part inflates past the byte budget or a sheet's extent is
 over a limit, and :class:`ScanError` for a part that is not what it claims.
 """
 
@@ -344,3 +349,139 @@ class _WellFormed:
             self.parser.Parse(b"", True)
         except self.error as exc:
             raise ScanError(f"{self.name} is not well-formed XML ({exc})") from None
+
+
+# ------------------------------------------------------------------------------------------------
+# xls (BIFF8, and BIFF5 of Excel 5.0/95)
+
+_BIFF_BOF, _BIFF_EOF, _BIFF_BOUNDSHEET, _BIFF_DATEMODE, _BIFF_FILEPASS = 0x0809, 0x000A, 0x0085, 0x0022, 0x002F
+_BIFF_BOOLERR, _BIFF_FORMULA, _BIFF_DIMENSIONS = 0x0205, 0x0006, 0x0200
+#: Records of one cell each with its row and column in their first 4 bytes (NUMBER, LABEL, LABELSST,
+#: RK, RSTRING, BLANK, BOOLERR, FORMULA), and those of a run of cells in a row (MULRK, MULBLANK:
+#: row, first column, ..., last column in their last 2 bytes).
+_BIFF_CELLS = {0x0203, 0x0204, 0x00FD, 0x027E, 0x00D6, 0x0201, 0x0205, 0x0006}
+_BIFF_CELL_RUNS = {0x00BD, 0x00BE}
+
+
+class XlsEncrypted(Exception):
+    """An xls workbook whose records are encrypted (a ``FILEPASS`` record): password protected."""
+
+
+@dataclass
+class XlsSheet(SheetScan):
+    """One sheet of an xls: its error cells, the extent of its cells (rows × columns from A1) and
+    what its DIMENSIONS record claims (``claimed_rows`` × ``claimed_columns``: calamine reserves
+    that many cells before reading any)."""
+
+    claimed_rows: int = 0
+    claimed_columns: int = 0
+
+
+@dataclass
+class XlsScan:
+    """What :func:`scan_xls` found: the date system and, per sheet in workbook order, its name and
+    its scan (:class:`XlsSheet`)."""
+
+    date_system: int = 1900
+    sheets: list[tuple[str, XlsSheet]] = field(default_factory=list)
+
+
+def _claim(data: bytes, biff8: bool) -> tuple[int, int]:
+    """Rows and columns a DIMENSIONS record spans (first to last + 1); ScanError when it is impossible."""
+    if biff8 and len(data) >= 12:
+        first_row, end_row = int.from_bytes(data[0:4], "little"), int.from_bytes(data[4:8], "little")
+        first_col, end_col = int.from_bytes(data[8:10], "little"), int.from_bytes(data[10:12], "little")
+    elif len(data) >= 8:
+        first_row, end_row = int.from_bytes(data[0:2], "little"), int.from_bytes(data[2:4], "little")
+        first_col, end_col = int.from_bytes(data[4:6], "little"), int.from_bytes(data[6:8], "little")
+    else:
+        raise ScanError("a DIMENSIONS record is too short")
+    if end_row < first_row or end_col < first_col:
+        raise ScanError(f"the DIMENSIONS record claims rows {first_row}-{end_row}, columns {first_col}-{end_col}")
+    return end_row - first_row, end_col - first_col
+
+
+def _biff_records(stream: bytes, start: int) -> Iterator[tuple[int, bytes]]:
+    """``(record type, data)`` from ``start`` to the end of the substream that starts there (its BOF
+    to the matching EOF, charts embedded in a sheet being substreams of their own)."""
+    position, depth, end = start, 0, len(stream)
+    while position + 4 <= end:
+        typ = stream[position] | stream[position + 1] << 8
+        size = stream[position + 2] | stream[position + 3] << 8
+        data = stream[position + 4:position + 4 + size]
+        if len(data) < size:
+            raise ScanError(f"a record at byte {position} runs past the end of the workbook stream")
+        position += 4 + size
+        if typ == _BIFF_BOF:
+            depth += 1
+        elif depth == 0:
+            raise ScanError(f"no BOF record at byte {start}")
+        yield typ, data
+        if typ == _BIFF_EOF:
+            depth -= 1
+            if depth == 0:
+                return
+    raise ScanError("the workbook stream ends inside a sheet (no EOF record)")
+
+
+def _sheet_name(data: bytes, biff8: bool) -> str:
+    """The name of a BOUNDSHEET record (BIFF8: ShortXLUnicodeString; BIFF5: bytes in the code page)."""
+    if len(data) < 7:
+        raise ScanError("a sheet record is too short")
+    count = data[6]
+    if not biff8:
+        return data[7:7 + count].decode("cp1252", "replace")
+    if len(data) < 8:
+        raise ScanError("a sheet record is too short")
+    if data[7] & 1:
+        return data[8:8 + 2 * count].decode("utf-16-le", "replace")
+    return data[8:8 + count].decode("latin-1")
+
+
+def scan_xls(stream: bytes, *, biff8: bool = True) -> XlsScan:
+    """The error cells of every sheet of an xls workbook stream (the ``Workbook`` stream of the
+    compound file; ``Book`` for BIFF5) — ``BOOLERR`` records holding an error and ``FORMULA``
+    records whose cached result is one — with the extent of its cells and its DIMENSIONS claim. Raises :class:`XlsEncrypted` for an encrypted workbook and
+    :class:`ScanError` for a stream that is not a sequence of BIFF records.
+    """
+    scan = XlsScan()
+    sheets: list[tuple[int, str]] = []
+    for typ, data in _biff_records(stream, 0):
+        if typ == _BIFF_FILEPASS:
+            raise XlsEncrypted
+        if typ == _BIFF_DATEMODE and len(data) >= 2 and data[0] == 1:
+            scan.date_system = 1904
+        elif typ == _BIFF_BOUNDSHEET:
+            if len(data) < 4:
+                raise ScanError("a sheet record is too short")
+            sheets.append((int.from_bytes(data[:4], "little"), _sheet_name(data, biff8)))
+    for offset, name in sheets:
+        found = XlsSheet()
+        if offset >= len(stream):
+            raise ScanError(f"sheet {name!r} starts past the end of the workbook stream")
+        depth = 0
+        for typ, data in _biff_records(stream, offset):
+            depth += typ == _BIFF_BOF
+            depth -= typ == _BIFF_EOF
+            if depth != 1:
+                continue  # a chart embedded in the sheet
+            if typ == _BIFF_DIMENSIONS:
+                rows, columns = _claim(data, biff8)
+                found.claimed_rows, found.claimed_columns = max(found.claimed_rows, rows), max(found.claimed_columns,
+                                                                                              columns)
+                continue
+            if (typ in _BIFF_CELLS or typ in _BIFF_CELL_RUNS) and len(data) >= 6:
+                last = int.from_bytes(data[-2:] if typ in _BIFF_CELL_RUNS else data[2:4], "little")
+                found.rows = max(found.rows, int.from_bytes(data[:2], "little") + 1)
+                found.columns = max(found.columns, last + 1)
+            if typ == _BIFF_BOOLERR and len(data) >= 8 and data[7] == 1:
+                code = data[6]
+            elif typ == _BIFF_FORMULA and len(data) >= 14 and data[12:14] == b"\xff\xff" and data[6] == 2:
+                code = data[8]  # the cached result is an error (FormulaValue: type 2, code in byte 2)
+            else:
+                continue
+            row, column = int.from_bytes(data[:2], "little"), int.from_bytes(data[2:4], "little")
+            found.errors.append((row + 1, column, f"{column_letters(column)}{row + 1}",
+                                 XLSB_ERRORS.get(code, "#ERROR")))
+        scan.sheets.append((name, found))
+    return scan
