@@ -709,6 +709,7 @@ def _scan_errors(archive: zipfile.ZipFile, info: zipfile.ZipInfo, runs: TextRuns
     found: list[tuple[int, int, str, str]] = []
     tail = b""
     quote: bytes | None = None
+    formulas = prefixed = False
     with archive.open(info) as stream:
         while True:
             block = stream.read(8 << 20)
@@ -723,9 +724,13 @@ def _scan_errors(archive: zipfile.ZipFile, info: zipfile.ZipInfo, runs: TextRuns
             data = tail + block
             if quote is None:  # writers quote every attribute the same way: look for that one only
                 quote = b"'" if b"='" in data[:65536] and b'="' not in data[:65536] else b'"'
+                prefixed = _PREFIXED.search(data, 0, 4096) is not None
             if extent is not None and not extent.exact:
                 _odd_tags(data, extent)
-            if b"<f" in data or b":f" in data:
+            # Formulas end in "</f>" (a shared formula's other cells are "<f .../>", after it): one
+            # search per block finds a sheet with formulas; from then on every block is looked at.
+            formulas = formulas or b"</f>" in data or (prefixed and b":f>" in data)
+            if formulas:
                 found += _uncalculated(data)
             if quote + b"e" + quote not in data:
                 tail = data[-65536:]
