@@ -23,6 +23,11 @@ pool           pool --no-cache of the 8-site demo                               
 start-up       ``trialkit --help`` vs ``import click``          best of 5 (not 10)  ≤ 2×
 =============  ==============================================  ===================  ==================
 
+Below it, a second table gives the *floors* the benchmarks print (``FLOOR {json}`` lines): what any
+implementation that keeps trialkit's guarantees and parts (calamine, pandera, the safety scans, the
+writers) pays at least for a measurement, against the same baseline and target — a target below
+its floor cannot be met by making trialkit faster.
+
 The table has one row per measurement: trialkit's time, the baseline's, the ratio, the target,
 whether it is met, and the peak resident memory where the benchmark reports it. Where CPU and wall
 medians are both measured, the row shows CPU and notes the wall ratio; both must meet the target.
@@ -101,12 +106,18 @@ def _seconds(value: float | None) -> str:
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
 
 
+#: The ``FLOOR {json}`` lines of every benchmark run: what any implementation keeping trialkit's
+#: guarantees costs at least, against the same target (see :func:`floor_table`).
+FLOORS: list[dict] = []
+
+
 def _run(script: str, args: list[str]) -> tuple[str, str | None]:
     """Run ``benchmarks/<script>``; its stdout, and an error text when it failed."""
     started = time.perf_counter()
     done = subprocess.run([sys.executable, str(HERE / script), *args], capture_output=True, text=True,
                           cwd=HERE.parent, check=False)
     print(f"  {script} {' '.join(args)}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    FLOORS.extend(json.loads(line[len("FLOOR "):]) for line in done.stdout.splitlines() if line.startswith("FLOOR "))
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
         return done.stdout, f"exit code {done.returncode}: {tail}"
@@ -229,6 +240,25 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def floor_table(floors: list[dict]) -> str:
+    """The floors: each one's cost, its baseline, the ratio, the target and whether the target leaves room."""
+    header = ["floor (what no implementation keeping the guarantees avoids)", "cost", "baseline", "ratio", "target",
+              "target reachable?"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    for floor in floors:
+        unit = floor.get("unit", "s")
+        ratio = floor["trialkit"] / floor["baseline"]
+
+        def show(value: float, unit: str = unit) -> str:
+            return f"{value:.0f} MB" if unit == "MB" else _seconds(value)
+
+        cost = show(floor["trialkit"]) + (" CPU" if "wall_ratio" in floor else "")
+        reachable = "yes" if ratio <= floor["target"] else "**no**: the floor alone is over it"
+        cells = [floor["stage"], cost, show(floor["baseline"]), f"{ratio:.2f}×", f"≤ {floor['target']:g}×", reachable]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller inputs (about a minute in all)")
@@ -244,6 +274,10 @@ def main() -> int:
         rows.extend(got if isinstance(got, list) else [got])
     elapsed = time.perf_counter() - started
     markdown = table(rows)
+    if FLOORS:
+        markdown += ("\n\nFloors, measured in the same run (the benchmarks print them as `FLOOR` lines): the part "
+                     "of a measurement that any implementation keeping trialkit's guarantees and parts pays, "
+                     "against the same baseline and target.\n\n" + floor_table(FLOORS))
     print(markdown)
     from trialkit import __version__
 
