@@ -2,14 +2,13 @@
 blanks in every format) and formulas never calculated in an xlsx written by a program.
 
 The xls files are written here (:func:`tests.workbook_files.biff8_stream`, :func:`~tests.workbook_files.write_cfb`);
-one more is saved by LibreOffice when it is installed.
+one more is saved by LibreOffice when it is installed (in ``test_importers_formats``).
 """
 
 from __future__ import annotations
 
 import io
 import json
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -18,17 +17,13 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook
 
+# a DM sheet with an error cell and a failed formula
+from tests.test_importers_formats import DM_HEAD, DM_ROWS
 from tests.workbook_files import Err, biff5_stream, biff8_stream, write_cfb
 from trialkit.findings import Severity
 from trialkit.importers import excel
 from trialkit.importers.reader import import_files, read_file
 from trialkit.importers.sheetscan import ScanError, XlsEncrypted, scan_xls
-
-DM_HEAD = ["SITEID", "SUBJID", "ICDAT", "BRTHYM", "SEX"]
-DM_ROWS = [DM_HEAD,
-           ["01", "01-001", Err("#N/A"), "2012-05", "F"],
-           ["01", "01-002", Err("#DIV/0!", formula=True), "2011-07", "M"],
-           ["01", "01-003", "2024-01-02", "2011-07", "M"]]
 
 
 def _cells(result, code):
@@ -206,14 +201,3 @@ def test_uncalculated_cells_in_the_scan_itself():
             b'<c r="L3" t="str"><f>X</f></c></row>')
     assert excel._uncalculated(data) == [(3, 2, "C3", "=NA()"), (3, 4, "E3", "="), (3, 7, "H3", '=A1&"x"'),
                                          (3, 8, "I3", "=SUM(A1)"), (3, 11, "L3", "=X")]
-
-
-@pytest.mark.skipif(shutil.which("libreoffice") is None and shutil.which("soffice") is None,
-                    reason="LibreOffice is not installed")
-def test_xls_saved_by_libreoffice_keeps_its_formula_errors(tmp_path, study):
-    source = _program_written(tmp_path / "site01.xlsx", {"C2": "=1/0", "C3": "=NA()"})
-    office = shutil.which("libreoffice") or shutil.which("soffice")
-    subprocess.run([office, "--headless", "--convert-to", "xls", "--outdir", str(tmp_path / "out"), str(source)],
-                   check=True, capture_output=True, timeout=180)
-    result = import_files([tmp_path / "out" / "site01.xls"], study, site="01")
-    assert _cells(result, "IMP-EXCEL-ERROR") == [("DM", 2, "ICDAT", "#DIV/0!"), ("DM", 3, "ICDAT", "#N/A")]

@@ -169,7 +169,8 @@ def test_ods_named_xls_is_read_by_its_content(tmp_path, study):
 
 @pytest.mark.skipif(shutil.which("libreoffice") is None and shutil.which("soffice") is None,
                     reason="LibreOffice is not installed")
-def test_ods_saved_by_libreoffice_keeps_its_formula_errors(tmp_path, study):
+@pytest.mark.parametrize("fmt", ["ods", "xls"])
+def test_ods_and_xls_saved_by_libreoffice_keep_their_formula_errors(tmp_path, study, fmt):
     book = Workbook()
     sheet = book.active
     sheet.title = "DM"
@@ -179,9 +180,9 @@ def test_ods_saved_by_libreoffice_keeps_its_formula_errors(tmp_path, study):
     source = tmp_path / "site01.xlsx"
     book.save(source)
     office = shutil.which("libreoffice") or shutil.which("soffice")
-    subprocess.run([office, "--headless", "--convert-to", "ods", "--outdir", str(tmp_path / "out"), str(source)],
+    subprocess.run([office, "--headless", "--convert-to", fmt, "--outdir", str(tmp_path / "out"), str(source)],
                    check=True, capture_output=True, timeout=180)
-    result = import_files([tmp_path / "out" / "site01.ods"], study, site="01")
+    result = import_files([tmp_path / "out" / f"site01.{fmt}"], study, site="01")
     assert _errors(result) == [(2, "ICDAT", "#DIV/0!"), (3, "ICDAT", "#N/A")]
 
 
