@@ -211,3 +211,43 @@ def test_an_identifier_in_a_supp_qualifier_is_refused(tmp_path, study):
     _, report = _run(study, sdtm_data.write_sdtm(tmp_path, {"dm": sdtm_data.dm(), "suppdm": supp}))
     privacy = [f for f in report.findings if f.category.value == "privacy"]
     assert [(f.code, f.variable) for f in privacy] == [("PRIVACY-COLUMN", "INITIALS")]
+
+
+# ------------------------------------------------------------------------------------------------
+# ADaM analysis datasets sent as an upload
+
+
+def _adam_files(tmp_path):
+    import pyreadstat
+
+    adsl = pd.DataFrame({"STUDYID": ["X"], "USUBJID": ["X-01-001"], "SUBJID": ["01-001"], "TRT01P": ["Placebo"],
+                         "SAFFL": ["Y"], "AGE": [12.0]})
+    adtte = pd.DataFrame({"STUDYID": ["X"], "USUBJID": ["X-01-001"], "PARAMCD": ["TTFLARE"], "AVAL": [30.0],
+                          "CNSR": [1.0]})
+    pyreadstat.write_xport(adsl, str(tmp_path / "adsl.xpt"), table_name="ADSL", file_format_version=5)
+    pyreadstat.write_xport(adtte, str(tmp_path / "adtte.xpt"), table_name="ADTTE", file_format_version=5)
+    return [tmp_path / "adsl.xpt", tmp_path / "adtte.xpt"]
+
+
+def test_adam_datasets_sent_as_an_upload_are_named_as_such(tmp_path, study):
+    _, report = _run(study, _adam_files(tmp_path))
+    unmatched = [f for f in report.findings if f.code == "IMP-NO-FORM"]
+    assert sorted((f.evidence or {}).get("adam", [])[0] for f in unmatched) == ["PARAMCD", "TRT01P"]
+    assert all("looks like a CDISC ADaM analysis dataset" in f.message and "pass --form" not in f.message
+               for f in unmatched)
+    (no_form,) = [f for f in report.findings if f.code == "NO-FORM"]
+    assert "ADaM analysis datasets" in no_form.message and "send the site's CRF data" in no_form.message
+    assert "pass --form" not in no_form.message
+
+
+def test_a_dataset_that_is_no_form_and_no_adam_keeps_the_form_name_advice(tmp_path, study):
+    import pyreadstat
+
+    frame = pd.DataFrame({"USUBJID": ["X-01-001"], "AVAL": [1.0], "WEIGHT": [30.0]})  # one ADaM-like name only
+    pyreadstat.write_xport(frame, str(tmp_path / "misc.xpt"), table_name="MISC", file_format_version=5)
+    _, report = _run(study, [tmp_path / "misc.xpt"])
+    (unmatched,) = [f for f in report.findings if f.code == "IMP-NO-FORM"]
+    assert "matches no form" in unmatched.message and "pass --form" in unmatched.message
+    assert not (unmatched.evidence or {}).get("adam")
+    (no_form,) = [f for f in report.findings if f.code == "NO-FORM"]
+    assert "pass --form CODE" in no_form.message

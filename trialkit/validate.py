@@ -668,11 +668,17 @@ def validate(
         explained = any(f.severity == Severity.ERROR for f in imported)
         if mismatch is None and misread is None and not explained:
             names = ", ".join(Path(i.path).name for i in import_result.report.inputs) or "the upload"
+            unmatched = [f for f in imported if f.code == "IMP-NO-FORM"]
+            if unmatched and all((f.evidence or {}).get("adam") for f in unmatched):
+                remedy = ("it holds CDISC ADaM analysis datasets, which trialkit pool derives from the sites' "
+                          "forms: send the site's CRF data instead (the upload workbook, or its system's export "
+                          "of the forms)")
+            else:
+                remedy = ("name the sheets or files by their form (e.g. DM, VS), pass --form CODE, or send the "
+                          "study's upload workbook (trialkit inspect FILE shows what was read)")
             findings.append(Finding(
                 code=NO_FORM, severity=Severity.ERROR, category=Category.STRUCTURE, site=site,
-                message=f"no form of the study was recognised in {names}: nothing was validated. Name the "
-                        "sheets or files by their form (e.g. DM, VS), pass --form CODE, or send the study's "
-                        "upload workbook (trialkit inspect FILE shows what was read)",
+                message=f"no form of the study was recognised in {names}: nothing was validated; {remedy}",
             ))
     rule_findings = _drop_rule_answered(rule_findings, forms)
     if site is not None:

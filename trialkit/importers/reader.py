@@ -45,6 +45,7 @@ from trialkit.importers.mapping import finish as finish_mapped
 from trialkit.importers.mapping import relocate
 from trialkit.importers.normalise import Context, match_columns, normalise_table, to_text
 from trialkit.importers.regular import regular_file_refusal
+from trialkit.importers.sdtm import adam_evidence
 from trialkit.importers.template_rows import is_template_title, template_block_rows
 from trialkit.privacy import (
     COMMENT,
@@ -344,12 +345,7 @@ def import_files(paths: list[str | Path], study: Any, *, site: str | None = None
             info["form"] = code
             if code is None:
                 if table.rows or table.columns:
-                    findings.append(Finding(
-                        code="IMP-NO-FORM", severity=Severity.WARNING, category=Category.STRUCTURE,
-                        file=str(path), sheet=table.name,
-                        message=f"{'sheet' if workbook else 'dataset'} {table.name!r} matches no form of "
-                                f"{study.id} (forms: {', '.join(study.forms)}); name it by the form code "
-                                "or pass --form"))
+                    findings.append(_no_form_finding(table, path, study, "sheet" if workbook else "dataset"))
                 for row, column, ref, text in table.errors:
                     problem, what, remedy = error_cell(text)
                     findings.append(Finding(
@@ -557,6 +553,23 @@ def _as_dates(values: pd.Series) -> pd.Series:
             return pd.to_datetime(value.strip(), errors="coerce", dayfirst="-" not in value[:5])
         return pd.NaT
     return pd.Series([one(v) for v in values.to_numpy()], index=values.index, dtype="datetime64[ns]")
+
+
+def _no_form_finding(table: RawTable, path: Path, study: Any, kind: str) -> Finding:
+    """``IMP-NO-FORM`` for a sheet or dataset that is no form of the study; one that looks like a CDISC
+    ADaM analysis dataset says so (``evidence["adam"]``: its ADaM variables) instead of asking for a
+    form name it could never take."""
+    adam = adam_evidence(table)
+    if adam:
+        message = (f"{kind} {table.name!r} looks like a CDISC ADaM analysis dataset ({', '.join(adam[:4])}), "
+                   f"not case report form data: analysis datasets are what trialkit pool derives from the sites' "
+                   f"forms. Send the site's CRF data instead (the upload workbook, or its system's export of the "
+                   f"forms {', '.join(list(study.forms)[:3])} …)")
+        return Finding(code="IMP-NO-FORM", severity=Severity.WARNING, category=Category.STRUCTURE, file=str(path),
+                       sheet=table.name, message=message, evidence={"adam": adam})
+    return Finding(code="IMP-NO-FORM", severity=Severity.WARNING, category=Category.STRUCTURE, file=str(path),
+                   sheet=table.name, message=f"{kind} {table.name!r} matches no form of {study.id} (forms: "
+                   f"{', '.join(study.forms)}); name it by the form code or pass --form")
 
 
 def _normalise_or_refuse(table: Any, study: Any, code: str, ctx: Any, path: Path, findings: list[Finding],

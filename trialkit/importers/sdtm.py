@@ -77,6 +77,25 @@ def domain_of(table: RawTable) -> Domain | None:
     return None
 
 
+#: Variables of the CDISC ADaM model that CRF data and SDTM domains never carry: parameters and
+#: analysis values (BDS), censoring (time-to-event), treatment and population flags (ADSL), analysis
+#: timing and record flags.
+ADAM_VARIABLES = ("PARAMCD", "PARAM", "AVAL", "AVALC", "BASE", "CHG", "PCHG", "CNSR", "TRT01P", "TRT01A", "TRTP",
+                  "TRTA", "SAFFL", "ITTFL", "FASFL", "PPROTFL", "EFFFL", "ANL01FL", "ABLFL", "AVISIT", "AVISITN",
+                  "ADT", "ADY", "ASTDT", "AENDT", "DTYPE", "TRTEMFL")
+
+
+def adam_evidence(table: RawTable) -> list[str]:
+    """The ADaM variables of a table that looks like a CDISC analysis dataset (ADSL, ADAE, a BDS or
+    time-to-event dataset): ``USUBJID``, no SDTM ``DOMAIN``, and at least two variables only the
+    ADaM model has (:data:`ADAM_VARIABLES`); else ``[]``. Such a file is derived data, not what a
+    site sends."""
+    if _column(table, "USUBJID") is None or _column(table, "DOMAIN") is not None:
+        return []
+    found = [name for name in ADAM_VARIABLES if _column(table, name) is not None]
+    return found if len(found) >= 2 else []
+
+
 def study_ids(table: RawTable) -> list[str]:
     """The distinct STUDYID values of a table, as typed."""
     from trialkit.importers.normalise import to_text
