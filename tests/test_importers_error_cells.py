@@ -19,7 +19,7 @@ from openpyxl import Workbook
 
 # a DM sheet with an error cell and a failed formula
 from tests.test_importers_formats import DM_HEAD, DM_ROWS
-from tests.workbook_files import Err, biff5_stream, biff8_stream, write_cfb
+from tests.workbook_files import Err, biff5_stream, biff8_stream, write_cfb, write_xlsb
 from trialkit.findings import Severity
 from trialkit.importers import excel
 from trialkit.importers.reader import import_files, read_file
@@ -201,3 +201,55 @@ def test_uncalculated_cells_in_the_scan_itself():
             b'<c r="L3" t="str"><f>X</f></c></row>')
     assert excel._uncalculated(data) == [(3, 2, "C3", "=NA()"), (3, 4, "E3", "="), (3, 7, "H3", '=A1&"x"'),
                                          (3, 8, "I3", "=SUM(A1)"), (3, 11, "L3", "=X")]
+
+
+# ------------------------------------------------------------------------------------------------
+# hostile: tag starts without their ">" (quadratic scans), error cells by the million
+
+
+def _xlsx_with_sheet_tail(path: Path, tail: bytes) -> Path:
+    """A program-written DM workbook whose sheet XML gets ``tail`` before ``</sheetData>``."""
+    source = _program_written(path.with_suffix(".base.xlsx"), {})
+    with zipfile.ZipFile(source) as archive:
+        parts = {name: archive.read(name) for name in archive.namelist()}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in parts.items():
+            if name == "xl/worksheets/sheet1.xml":
+                data = data.replace(b"</sheetData>", b'<row r="9">' + tail + b"</row></sheetData>")
+            archive.writestr(name, data)
+    return path
+
+
+@pytest.mark.parametrize("head", [b'<c r="B9" t="e"><v>#N/A</v></c>', b'<c r="A9"><f>1+1</f></c>', b""])
+def test_tag_starts_without_their_end_do_not_hang_the_scan(tmp_path, head):
+    import random
+
+    rnd = random.Random(7)
+    filler = b"".join(b"<c " + bytes(rnd.choice(b"abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(4))
+                      for _ in range(300_000))  # 2 MB, compresses too little to be a zip bomb
+    path = _xlsx_with_sheet_tail(tmp_path / "crafted.xlsx", head + filler)
+    # before: each tag start made the error-cell (or formula, or far-cell) pattern scan to the part's
+    # end — hours for this 1 MB file; now about a second, and calamine refuses the broken XML
+    assert _validate_in_child(path) == ["IMP-SHEET-UNREADABLE"]
+
+
+def test_error_cells_by_the_million_are_refused_before_reading(tmp_path, monkeypatch):
+    from tests.workbook_files import write_ods
+
+    cell = ('<table:table-cell table:number-columns-repeated="100" office:value-type="error" '
+            'calcext:value-type="error"><text:p>#N/A</text:p></table:table-cell>')
+    rows = "".join(f'<table:table-row table:number-rows-repeated="100">{cell}</table:table-row>' for _ in range(900))
+    ods = write_ods(tmp_path / "errors.ods", {"DM": [DM_HEAD, ["01", "01-001", "", "", ""]]}, extra_rows={"DM": rows})
+    assert ods.stat().st_size < 4000  # 9,000,000 error cells: 81 s and 6 GB before
+    (finding,) = read_file(ods).findings
+    assert finding.code == "IMP-LIMIT-ERROR-CELLS" and "more than 10,000 Excel error cells" in finding.message
+    assert "TRIALKIT_MAX_ERROR_CELLS" in finding.message and "Fix the formulas" in finding.message
+    # the same limit in the other formats, set low
+    monkeypatch.setenv("TRIALKIT_MAX_ERROR_CELLS", "1")
+    xls = write_cfb(tmp_path / "site01.xls", "Workbook", biff8_stream({"DM": DM_ROWS}))
+    xlsx = _program_written(tmp_path / "site01.xlsx", {"C2": "=NA()", "C3": "=1/0"})
+    xlsb = write_xlsb(tmp_path / "site01.xlsb", {"DM": DM_ROWS})
+    for path in (xls, xlsx, xlsb):
+        assert [f.code for f in read_file(path).findings] == ["IMP-LIMIT-ERROR-CELLS"], path.name
+    monkeypatch.setenv("TRIALKIT_MAX_ERROR_CELLS", "2")
+    assert [f.code for f in read_file(xls).findings] == []

@@ -144,6 +144,11 @@ _ENGINE = (
        "such as XFD5000, a dimension claim, ODS repeats); refused before a reader allocates the sheet, "
        "naming the farthest cell.",
        "Delete the empty formatted rows and columns, save and upload again."),
+    _c("IMP-LIMIT-ERROR-CELLS", "Too many error cells", "error", "file", "import",
+       "A sheet holds more Excel error cells (#N/A, #DIV/0!) or formulas never calculated than "
+       "TRIALKIT_MAX_ERROR_CELLS: each would be a finding (a crafted ods repeats one error cell over "
+       "millions); refused before it is read.",
+       "Fix the formulas that fail (or paste their values instead), save in Excel and upload again."),
     _c("IMP-LIMIT-STRING", "Text cell too long", "error", "file", "import",
        "A cell holds more characters than TRIALKIT_MAX_STRING_LENGTH; a CRF field is never this long.",
        "Shorten the text in the cell."),

@@ -46,6 +46,7 @@ from trialkit.importers.sheetscan import (
     SheetScan,
     XlsEncrypted,
     XlsScan,
+    check_errors,
     check_extent,
     scan_ods,
     scan_xls,
@@ -60,19 +61,22 @@ MAX_CELLS = Limits().max_cells
 
 STAMP_SHEET = "_trialkit"
 
-_ERROR_TAG = re.compile(rb"<(?:\w+:)?c\s[^>]*?\bt\s*=\s*[\"']e[\"'][^>]*>")
+# Tag patterns never cross a "<" ([^<>], not [^>]): in XML a tag holds none, and a crafted part of
+# tag starts without their ">" would otherwise make every attempt scan to the end (quadratic: a
+# 1 MB workbook hung the scan).
+_ERROR_TAG = re.compile(rb"<(?:\w+:)?c\s[^<>]*?\bt\s*=\s*[\"']e[\"'][^<>]*>")
 _REF = re.compile(rb"\br\s*=\s*[\"']([A-Z]+)(\d+)[\"']")
 _VALUE = re.compile(rb"<(?:\w+:)?v>([^<]*)</(?:\w+:)?v>")
 #: A cell that holds a formula and no result: no cached value (``<v>``), or an empty one where the
 #: result is not text (``t="str"`` with ``<v></v>`` is a formula that gave ""). calamine reads a blank;
 #: a workbook written by a program (openpyxl, a site system's export) and never opened and saved in
 #: Excel or LibreOffice has them: the value is unknown, not missing.
-_UNCALCULATED = re.compile(rb"<(?:\w+:)?c\s([^>]*?)(?<!/)>\s*<(?:\w+:)?f\b[^>]*?(?:/>|>([^<]*)</(?:\w+:)?f>)"
+_UNCALCULATED = re.compile(rb"<(?:\w+:)?c\s([^<>]*?)(?<!/)>\s*<(?:\w+:)?f\b[^<>]*?(?:/>|>([^<]*)</(?:\w+:)?f>)"
                            rb"\s*(<(?:\w+:)?v\s*/>|<(?:\w+:)?v>\s*</(?:\w+:)?v>)?\s*</(?:\w+:)?c>")
 _TEXT_RESULT = re.compile(rb"\bt\s*=\s*[\"']str[\"']")
 
-_SHEET_TAG = re.compile(rb"<(?:\w+:)?sheet\s[^>]*>")
-_REL_TAG = re.compile(rb"<(?:\w+:)?Relationship\s[^>]*>")
+_SHEET_TAG = re.compile(rb"<(?:\w+:)?sheet\s[^<>]*>")
+_REL_TAG = re.compile(rb"<(?:\w+:)?Relationship\s[^<>]*>")
 _ATTR = re.compile(rb"([\w:]+)\s*=\s*[\"']([^\"']*)[\"']")
 
 
@@ -135,7 +139,7 @@ def read_excel(path: str | Path, fmt: str, *, strict: bool = False, limits: Limi
     except ScanLimit as exc:
         limit, measured, what = exc.args
         result.findings.append(limit_finding(path, _LIMIT_CODES[limit], limits, limit, measured, what,
-                                             _EXTENT_REMEDY))
+                                             _remedy(limit)))
         return result
     except (zipfile.BadZipFile, OSError, KeyError) as exc:
         result.fail("IMP-FILE-CORRUPT", f"{path}: the workbook package is damaged ({exc}); open it in "
@@ -337,9 +341,15 @@ _FORMAT_NAMES = {"xlsx": "Excel (xlsx)", "xlsm": "Excel (xlsm)", "xlsb": "Excel 
                  "ods": "OpenDocument (ods)", "xls": "Excel 97-2003 (xls)"}
 _EXTENSIONS = {"xlsx": ".xlsx", "xlsm": ".xlsm", "xlsb": ".xlsb", "ods": ".ods", "xls": ".xls"}
 _LIMIT_CODES = {"max_columns": "IMP-LIMIT-COLUMNS", "max_rows": "IMP-LIMIT-ROWS", "max_cells": "IMP-LIMIT-CELLS",
-                "max_uncompressed_bytes": "IMP-LIMIT-UNCOMPRESSED"}
+                "max_uncompressed_bytes": "IMP-LIMIT-UNCOMPRESSED", "max_error_cells": "IMP-LIMIT-ERROR-CELLS"}
 _EXTENT_REMEDY = ("A cell far beyond the data makes the sheet that large: delete the unused rows and columns "
                   "after the data (select them, Delete), save and upload again.")
+_ERRORS_REMEDY = ("Fix the formulas that fail (or paste their values instead of the formulas), save in Excel "
+                  "and upload again.")
+
+
+def _remedy(limit: str) -> str:
+    return _ERRORS_REMEDY if limit == "max_error_cells" else _EXTENT_REMEDY
 
 
 def open_workbook(path: Path, fmt: str) -> Any:
@@ -379,7 +389,7 @@ def _scan_package(path: Path, fmt: str, limits: Limits, result: FileRead,
             if fmt == "xlsb":
                 date_system, sheets = xlsb_sheets(archive, infos, budget)
                 for name, part in sheets:
-                    scan = scan_xlsb_sheet(archive, infos[part], budget)
+                    scan = scan_xlsb_sheet(archive, infos[part], budget, limits.max_error_cells)
                     check_extent(name, scan, limits)
                     if scan.errors:
                         errors[name] = scan.errors
@@ -421,9 +431,11 @@ def _scan_xls(path: Path, biff: str | None, limits: Limits) -> XlsScan | None:
             if not ole.exists(stream_name):
                 raise ScanError(f"no {stream_name} stream")
             stream = ole.openstream(stream_name).read()
-        scan = scan_xls(stream, biff8=biff != "BIFF5")
+        scan = scan_xls(stream, biff8=biff != "BIFF5", max_errors=limits.max_error_cells)
     except XlsEncrypted:
         return None
+    except ScanLimit:
+        raise
     except Exception as exc:  # a damaged or crafted compound file: olefile raises many kinds
         detail = str(exc) if isinstance(exc, ScanError) else f"{type(exc).__name__}: {exc}"
         raise _Unverified(f"{path}: the Excel 97-2003 (xls) workbook is damaged ({detail}), so its Excel error "
@@ -510,7 +522,8 @@ def _scan_ooxml(path: Path, limits: Limits | None = None, runs: dict[str, int] |
                 continue
             tracker = TextRuns() if runs is not None else None
             extent = _Extent()
-            found = _scan_errors(archive, infos[lower[part.lower()]], tracker, budget, extent)
+            found = _scan_errors(archive, infos[lower[part.lower()]], tracker, budget, extent,
+                                 limits.max_error_cells)
             if extent.exact or _over(extent, limits):
                 # The quick bound is over a limit (or cannot be had): count every cell as calamine
                 # places it before refusing (or accepting) the sheet.
@@ -527,9 +540,11 @@ def _scan_ooxml(path: Path, limits: Limits | None = None, runs: dict[str, int] |
         return date_system, errors
 
 
-_COMMENT = re.compile(rb"<(?:\w+:)?(?:threadedComment|comment)\s[^>]*?\bref\s*=\s*[\"']([A-Za-z]+\d+)[\"'][^>]*>"
-                      rb"(.*?)</(?:\w+:)?(?:threadedComment|comment)>", re.S)
-_COMMENT_TEXT = re.compile(rb"<(?:\w+:)?(?:t|text)(?:\s[^>]*)?>([^<]*)</(?:\w+:)?(?:t|text)>")
+# A comment's body runs to its closing tag and never over another comment's tag (linear, as above).
+_COMMENT = re.compile(rb"<(?:\w+:)?(?:threadedComment|comment)\s[^<>]*?\bref\s*=\s*[\"']([A-Za-z]+\d+)[\"'][^<>]*>"
+                      rb"([^<]*(?:<(?!/?(?:\w+:)?(?:threadedComment|comment)[\s>])[^<]*)*)"
+                      rb"</(?:\w+:)?(?:threadedComment|comment)>")
+_COMMENT_TEXT = re.compile(rb"<(?:\w+:)?(?:t|text)(?:\s[^<>]*)?>([^<]*)</(?:\w+:)?(?:t|text)>")
 
 
 def _sheet_comments(archive: zipfile.ZipFile, infos: dict[str, zipfile.ZipInfo], lower: dict[str, str], part: str,
@@ -587,7 +602,7 @@ _NARROW_COLUMNS, _NARROW_ROWS = 26, 99_999
 # "<col"): a wide or odd reference, attributes in another order, or no reference at all.
 _ODD_CELL = re.compile(rb"""<c(?! r="[A-Z]?\d{1,5}"|[^ >/\t\r\n])""")
 _PREFIXED = re.compile(rb"<[\w.-]+:(?:worksheet|sheetData)\b")
-_REF_TAGS = re.compile(rb"<(/?)(?:\w+:)?(row|c)(?=[\s/>])([^>]*?)(/?)>")
+_REF_TAGS = re.compile(rb"<(/?)(?:\w+:)?(row|c)(?=[\s/>])([^<>]*?)(/?)>")
 _REF_ATTR = re.compile(rb"""\sr\s*=\s*["']\s*([A-Za-z]*)(\d*)\s*["']""")
 _CELL_CLOSE = re.compile(rb"\s*</(?:\w+:)?c>")
 
@@ -616,8 +631,12 @@ def _odd_tags(data: bytes, extent: _Extent) -> None:
         extent.exact = True  # tags with a namespace prefix ("<x:c"): count them all
         return
     for match in _ODD_CELL.finditer(data):
-        closing = data.find(b">", match.end())
+        following = data.find(b"<", match.end())  # the next tag (a tag holds no "<")
+        closing = data.find(b">", match.end(), following if following >= 0 else len(data))
         if closing < 0:
+            if following >= 0:
+                extent.exact = True  # a tag without its ">": count every cell as calamine places it
+                return
             continue  # cut by the block end: the next block starts with it again
         ref = _REF_ATTR.search(data, match.end() - 1, closing)
         if ref is None or not (ref.group(1) or ref.group(2)):
@@ -698,7 +717,8 @@ def _uncalculated(data: bytes) -> list[tuple[int, int, str, str]]:
 
 
 def _scan_errors(archive: zipfile.ZipFile, info: zipfile.ZipInfo, runs: TextRuns | None = None,
-                 budget: list[int] | None = None, extent: _Extent | None = None) -> list[tuple[int, int, str, str]]:
+                 budget: list[int] | None = None, extent: _Extent | None = None,
+                 max_errors: int | None = None) -> list[tuple[int, int, str, str]]:
     """Error cells of one worksheet part, streamed in blocks (a cell never spans > 64 KiB).
 
     ``runs`` tracks the longest text run on the way; ``budget`` (a one-item list) is the number of
@@ -732,17 +752,19 @@ def _scan_errors(archive: zipfile.ZipFile, info: zipfile.ZipInfo, runs: TextRuns
             formulas = formulas or b"</f>" in data or (prefixed and b":f>" in data)
             if formulas:
                 found += _uncalculated(data)
+                check_errors(info.filename, len({cell[2] for cell in found}), max_errors)
             if quote + b"e" + quote not in data:
                 tail = data[-65536:]
                 continue
             last_end = 0
             for match in _ERROR_TAG.finditer(data):
-                close = data.find(b"</", match.end())
-                cell_end = data.find(b"</c>", match.end())
-                if cell_end < 0 and close < 0:
+                window = match.end() + 65536  # a cell never spans more (searches stay linear)
+                close = data.find(b"</", match.end(), window)
+                cell_end = data.find(b"</c>", match.end(), window)
+                if cell_end < 0 and close < 0 and window >= len(data):
                     break  # the cell continues in the next block
                 ref = _REF.search(match.group(0))
-                value = _VALUE.search(data, match.end(), cell_end if cell_end > 0 else len(data))
+                value = _VALUE.search(data, match.end(), cell_end if cell_end > 0 else min(window, len(data)))
                 if ref:
                     row = int(ref.group(2))
                     col = _col_index(ref.group(1))
@@ -750,6 +772,7 @@ def _scan_errors(archive: zipfile.ZipFile, info: zipfile.ZipInfo, runs: TextRuns
                     text = value.group(1).decode("utf-8", "replace") if value else "#ERROR"
                     found.append((row, col, cell, _unescape(text)))
                 last_end = cell_end + 4 if cell_end > 0 else match.end()
+            check_errors(info.filename, len({cell[2] for cell in found}), max_errors)
             tail = data[max(last_end, len(data) - 65536):]
     if extent is not None:  # any narrow cell may sit anywhere up to Z99999
         extent.rows = max(extent.rows, _NARROW_ROWS)

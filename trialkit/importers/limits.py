@@ -74,6 +74,9 @@ class Limits:
     max_columns: int = 16_384  # Excel's own limit (column XFD)
     max_rows: int = 2_000_000  # rows of one sheet or CSV (Excel's own limit is 1,048,576)
     max_string_length: int = 32_767  # characters in one cell (Excel's own limit)
+    # Excel error cells (#N/A …) and formulas never calculated in one sheet: each is a finding, and a
+    # crafted ods repeats one error cell over millions (a 1.7 KB file took 6 GB and 81 s)
+    max_error_cells: int = 10_000
     max_line_bytes: int = 1 * MiB  # one line of a CSV/text file
     max_entity_declarations: int = 0  # DOCTYPE/ENTITY declarations allowed in an XML part
     xml_head_bytes: int = 64 * 1024  # how much of each XML part is scanned for a DOCTYPE

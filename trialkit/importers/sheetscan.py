@@ -59,6 +59,13 @@ class SheetScan:
     columns: int = 0
 
 
+def check_errors(name: str, count: int, limit: int | None) -> None:
+    """Raise :class:`ScanLimit` when a sheet holds more error cells than ``limit`` (None: no limit)."""
+    if limit is not None and count > limit:
+        raise ScanLimit("max_error_cells", count, f"sheet {name!r} holds more than {limit:,} Excel error cells "
+                        "(or formulas never calculated)")
+
+
 def check_extent(name: str, scan: SheetScan, limits: Limits) -> None:
     """Raise :class:`ScanLimit` when a sheet's used range is over ``max_rows``/``max_columns``/``max_cells``."""
     if scan.columns > limits.max_columns:
@@ -174,8 +181,10 @@ def xlsb_sheets(archive: zipfile.ZipFile, infos: dict[str, zipfile.ZipInfo],
     return date_system, sheets
 
 
-def scan_xlsb_sheet(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: list[int]) -> SheetScan:
-    """Error cells and extent of one xlsb worksheet part (see the module docstring)."""
+def scan_xlsb_sheet(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: list[int],
+                    max_errors: int | None = None) -> SheetScan:
+    """Error cells and extent of one xlsb worksheet part (see the module docstring); more than
+    ``max_errors`` error cells raise :class:`ScanLimit`."""
     scan = SheetScan()
     row = 0
     for typ, data in _records(archive, info, budget):
@@ -196,6 +205,7 @@ def scan_xlsb_sheet(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: lis
             if typ in (0x03, 0x0B) and len(data) > 8:
                 ref = f"{column_letters(column)}{row + 1}"
                 scan.errors.append((row + 1, column, ref, XLSB_ERRORS.get(data[8], "#ERROR")))
+                check_errors(info.filename, len(scan.errors), max_errors)
         elif typ == 0x0092:  # BrtEndSheetData
             break
     return scan
@@ -204,9 +214,10 @@ def scan_xlsb_sheet(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: lis
 # ------------------------------------------------------------------------------------------------
 # ods
 
-_ODS_TAG = re.compile(rb"<(/?)(?:[\w.-]+:)?(table-row|table-cell|covered-table-cell|table)(?=[\s/>])([^>]*?)(/?)>")
+# [^<>], not [^>]: a tag never holds "<", and crafted tag starts without ">" stay linear to scan.
+_ODS_TAG = re.compile(rb"<(/?)(?:[\w.-]+:)?(table-row|table-cell|covered-table-cell|table)(?=[\s/>])([^<>]*?)(/?)>")
 _ODS_ATTR = re.compile(rb"([\w.:-]+)\s*=\s*[\"']([^\"']*)[\"']")
-_TEXT = re.compile(rb"<[^>]*>")
+_TEXT = re.compile(rb"<[^<>]*>")
 _CELL_END = re.compile(rb"</(?:[\w.-]+:)?(?:covered-)?table-cell>")
 _ODS_END = re.compile(rb"</(?:[\w.-]+:)?document-content>\s*$")
 
@@ -280,9 +291,10 @@ class _OdsState:
                         scan.rows * scan.columns > self.limits.max_cells:
                     check_extent(self.name, scan, self.limits)
                 if attrs[b"value-type"] == b"error" and not empty:
-                    close = _CELL_END.search(work, match.end())
+                    close = _CELL_END.search(work, match.end(), match.end() + 65536)  # linear, as the tags
                     text = _TEXT.sub(b"", work[match.end():close.start() if close else match.end()]).strip()
                     shown = text.decode("utf-8", "replace")[:40] or "#ERROR"
+                    check_errors(self.name, len(scan.errors) + self.row_repeat * repeat, self.limits.max_error_cells)
                     for extra_row in range(min(self.row_repeat, 100)):
                         for extra_col in range(min(repeat, 100)):
                             row, col = self.row + extra_row + 1, self.column + extra_col
@@ -438,7 +450,7 @@ def _sheet_name(data: bytes, biff8: bool) -> str:
     return data[8:8 + count].decode("latin-1")
 
 
-def scan_xls(stream: bytes, *, biff8: bool = True) -> XlsScan:
+def scan_xls(stream: bytes, *, biff8: bool = True, max_errors: int | None = None) -> XlsScan:
     """The error cells of every sheet of an xls workbook stream (the ``Workbook`` stream of the
     compound file; ``Book`` for BIFF5) — ``BOOLERR`` records holding an error and ``FORMULA``
     records whose cached result is one — with the extent of its cells and its DIMENSIONS claim. Raises :class:`XlsEncrypted` for an encrypted workbook and
@@ -483,5 +495,6 @@ def scan_xls(stream: bytes, *, biff8: bool = True) -> XlsScan:
             row, column = int.from_bytes(data[:2], "little"), int.from_bytes(data[2:4], "little")
             found.errors.append((row + 1, column, f"{column_letters(column)}{row + 1}",
                                  XLSB_ERRORS.get(code, "#ERROR")))
+            check_errors(name, len(found.errors), max_errors)
         scan.sheets.append((name, found))
     return scan
