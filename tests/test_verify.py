@@ -250,3 +250,26 @@ def test_a_missing_definition_copy_is_a_warning(trial):
     shutil.rmtree(copy)
     data = json.loads(run("verify", "--workspace", str(trial / "ws"), "-f", "json", expect=0).stdout)
     assert [w["code"] for w in data["warnings"]] == ["VERIFY-STUDY-COPY-MISSING"]
+
+
+def test_a_ledger_restored_from_an_older_backup_is_noticed(trial, study):
+    """Restoring ledger.sqlite from a backup taken before the last submission loses that submission
+    from the ledger while its upload stays in the archive: verify names the file (a warning: a submit
+    killed between archiving and recording leaves the same trace)."""
+    ws = trial / "ws"
+    backup = trial / "ledger-backup.sqlite"
+    shutil.copy2(ws / LEDGER_FILE, backup)
+    later = subjects("02", [1, 2, 3])
+    upload = workbook(study, trial / "site02-later.xlsx", later)
+    run("submit", str(upload), "--site", "02", "--workspace", str(ws), "--accept-warnings", "--data-cut", CUT, "-q",
+        expect=0)
+    data = json.loads(run("verify", "--workspace", str(ws), "-f", "json", expect=0).stdout)
+    assert [w["code"] for w in data["warnings"]] == []
+    shutil.copy2(backup, ws / LEDGER_FILE)  # the restore
+    data = json.loads(run("verify", "--workspace", str(ws), "-f", "json", expect=0).stdout)
+    digest = hashlib.sha256(upload.read_bytes()).hexdigest()
+    (warning,) = data["warnings"]
+    assert warning["code"] == "VERIFY-ARCHIVE-UNRECORDED" and digest in warning["path"]
+    assert "restored from an older backup" in warning["message"]
+    text = run("verify", "--workspace", str(ws)).stdout
+    assert "VERIFY-ARCHIVE-UNRECORDED" in text

@@ -6,6 +6,10 @@ folder can replace a file. :func:`verify` finds what such an edit leaves behind:
 
 ``VERIFY-ARCHIVE-MISSING`` / ``VERIFY-ARCHIVE-CHANGED``
     an archived upload is gone, or its sha256 or size is not what the ledger recorded;
+``VERIFY-ARCHIVE-UNRECORDED`` (a warning)
+    an archived upload that no submission records: a submit killed between archiving the file and
+    recording it, or a ledger restored from an older backup, which has lost the submissions received
+    since (their files are still in the archive);
 ``VERIFY-ARCHIVE-WRITABLE``
     an archive file has a write permission (archive files are 0444). A writable archive *folder*
     (they are 0555) is only a warning: a submit killed while it adds a file leaves its folder
@@ -170,6 +174,18 @@ def _check_archive(workspace: Workspace, files: list[Any], result: VerifyResult)
                        path=shown)
     result.checked["archive_files"] = len(files)
     root = workspace.path / ARCHIVE_DIR
+    recorded = {str(row["archive_path"]) for row in files}
+    for path in sorted((root / "sha256").glob("*/*")):
+        shown = path.relative_to(workspace.path).as_posix()
+        if path.is_file() and shown not in recorded:
+            # An upload in the archive that no submission records: a submit killed between archiving
+            # and recording leaves one (submitting the file again records it) — or the ledger was
+            # restored from an older backup, and the submissions received since are gone from it.
+            result.warnings.append(Problem(
+                "VERIFY-ARCHIVE-UNRECORDED", f"{shown}: an archived upload that no submission in the ledger "
+                "records. Either a submit was interrupted (submit the file again) or ledger.sqlite was "
+                "restored from an older backup and has lost the submissions received since (restore the "
+                "ledger that goes with this archive)", path=shown))
     for folder, names, filenames in os.walk(root):
         for name in [None, *filenames]:
             path = Path(folder) if name is None else Path(folder) / name
