@@ -417,6 +417,12 @@ _ENGINE = (
        "An archive folder is writable (they are 0555); an interrupted submit leaves this, and the next "
        "submit makes it read-only again.",
        "None if a submit was interrupted; otherwise check who changed the permissions."),
+    _c("VERIFY-ARCHIVE-UNRECORDED", "Archived upload no submission records", "warning", "verify", "verify",
+       "An upload is in the archive but no submission in the ledger records it: a submit was killed between "
+       "archiving the file and recording it, or ledger.sqlite was restored from an older backup and has lost "
+       "the submissions received since.",
+       "Submit the file again if a submit was interrupted; otherwise restore the ledger that goes with this "
+       "archive."),
     _c("VERIFY-AUDIT-GAP", "Audit line missing", "error", "verify", "verify",
        "The audit lines are not numbered 1..N: a line was deleted.",
        "Restore the ledger from backup."),
