@@ -389,7 +389,7 @@ def _scan_package(path: Path, fmt: str, limits: Limits, result: FileRead,
             if fmt == "xlsb":
                 date_system, sheets = xlsb_sheets(archive, infos, budget)
                 for name, part in sheets:
-                    scan = scan_xlsb_sheet(archive, infos[part], budget, limits.max_error_cells)
+                    scan = scan_xlsb_sheet(archive, infos[part], budget, limits.max_error_cells, name)
                     check_extent(name, scan, limits)
                     if scan.errors:
                         errors[name] = scan.errors
@@ -523,7 +523,7 @@ def _scan_ooxml(path: Path, limits: Limits | None = None, runs: dict[str, int] |
             tracker = TextRuns() if runs is not None else None
             extent = _Extent()
             found = _scan_errors(archive, infos[lower[part.lower()]], tracker, budget, extent,
-                                 limits.max_error_cells)
+                                 limits.max_error_cells, sheet_name)
             if extent.exact or _over(extent, limits):
                 # The quick bound is over a limit (or cannot be had): count every cell as calamine
                 # places it before refusing (or accepting) the sheet.
@@ -718,7 +718,7 @@ def _uncalculated(data: bytes) -> list[tuple[int, int, str, str]]:
 
 def _scan_errors(archive: zipfile.ZipFile, info: zipfile.ZipInfo, runs: TextRuns | None = None,
                  budget: list[int] | None = None, extent: _Extent | None = None,
-                 max_errors: int | None = None) -> list[tuple[int, int, str, str]]:
+                 max_errors: int | None = None, sheet: str | None = None) -> list[tuple[int, int, str, str]]:
     """Error cells of one worksheet part, streamed in blocks (a cell never spans > 64 KiB).
 
     ``runs`` tracks the longest text run on the way; ``budget`` (a one-item list) is the number of
@@ -752,7 +752,7 @@ def _scan_errors(archive: zipfile.ZipFile, info: zipfile.ZipInfo, runs: TextRuns
             formulas = formulas or b"</f>" in data or (prefixed and b":f>" in data)
             if formulas:
                 found += _uncalculated(data)
-                check_errors(info.filename, len({cell[2] for cell in found}), max_errors)
+                check_errors(sheet or info.filename, len({cell[2] for cell in found}), max_errors)
             if quote + b"e" + quote not in data:
                 tail = data[-65536:]
                 continue
@@ -772,7 +772,7 @@ def _scan_errors(archive: zipfile.ZipFile, info: zipfile.ZipInfo, runs: TextRuns
                     text = value.group(1).decode("utf-8", "replace") if value else "#ERROR"
                     found.append((row, col, cell, _unescape(text)))
                 last_end = cell_end + 4 if cell_end > 0 else match.end()
-            check_errors(info.filename, len({cell[2] for cell in found}), max_errors)
+            check_errors(sheet or info.filename, len({cell[2] for cell in found}), max_errors)
             tail = data[max(last_end, len(data) - 65536):]
     if extent is not None:  # any narrow cell may sit anywhere up to Z99999
         extent.rows = max(extent.rows, _NARROW_ROWS)

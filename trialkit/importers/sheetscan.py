@@ -182,9 +182,9 @@ def xlsb_sheets(archive: zipfile.ZipFile, infos: dict[str, zipfile.ZipInfo],
 
 
 def scan_xlsb_sheet(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: list[int],
-                    max_errors: int | None = None) -> SheetScan:
+                    max_errors: int | None = None, sheet: str | None = None) -> SheetScan:
     """Error cells and extent of one xlsb worksheet part (see the module docstring); more than
-    ``max_errors`` error cells raise :class:`ScanLimit`."""
+    ``max_errors`` error cells raise :class:`ScanLimit` naming ``sheet`` (else the part)."""
     scan = SheetScan()
     row = 0
     for typ, data in _records(archive, info, budget):
@@ -205,7 +205,7 @@ def scan_xlsb_sheet(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: lis
             if typ in (0x03, 0x0B) and len(data) > 8:
                 ref = f"{column_letters(column)}{row + 1}"
                 scan.errors.append((row + 1, column, ref, XLSB_ERRORS.get(data[8], "#ERROR")))
-                check_errors(info.filename, len(scan.errors), max_errors)
+                check_errors(sheet or info.filename, len(scan.errors), max_errors)
         elif typ == 0x0092:  # BrtEndSheetData
             break
     return scan
